@@ -1,0 +1,98 @@
+"""Training behaviour: reproducible, gated, refuses bad data, and the model behaves sensibly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import train_small
+from training import data as D
+from training import features as F
+from training.__main__ import app
+from training.bundle import list_bundles, load_bundle
+from training.evaluate import QualityGate
+from training.train import TrainResult
+from training.validate import DataValidationError
+
+pytestmark = pytest.mark.slow
+
+
+def test_same_data_and_seed_give_identical_results(trained: TrainResult, tmp_path: Path) -> None:
+    again = train_small(tmp_path)
+    assert again.metrics == trained.metrics
+    assert again.bundle_path is not None and trained.bundle_path is not None
+    X = D.generate(300, 99)[list(F.FEATURE_NAMES)]
+    first = load_bundle(trained.bundle_path).pipeline.predict_proba(X)
+    second = load_bundle(again.bundle_path).pipeline.predict_proba(X)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_quality_gate_blocks_a_bad_model(tmp_path: Path) -> None:
+    result = train_small(tmp_path, rows=3000, gate=QualityGate(min_pr_auc=0.9999))
+    assert result.bundle_path is None
+    assert any("pr_auc" in f for f in result.gate_failures)
+    assert list_bundles(tmp_path / "models") == []
+
+
+def test_bad_data_writes_no_bundle(tmp_path: Path) -> None:
+    frame = D.generate(3000, 1)
+    frame.loc[5, F.TORQUE.name] = -20.0
+    with pytest.raises(DataValidationError, match=r"\[range\] column 'torque_nm'.*rows 5"):
+        train_small(tmp_path, frame=frame)
+    assert not (tmp_path / "models").exists() or list_bundles(tmp_path / "models") == []
+
+
+def test_model_behaviour_is_directional(trained: TrainResult) -> None:
+    """Minimum functionality: the physical failure conditions raise the predicted risk."""
+    assert trained.bundle_path is not None
+    pipeline = load_bundle(trained.bundle_path).pipeline
+    base = pd.DataFrame([F.example_reading()])
+    worn = base.assign(**{F.TOOL_WEAR.name: 230.0, F.TORQUE.name: 60.0})
+    overpowered = base.assign(**{F.TORQUE.name: 70.0, F.ROTATIONAL_SPEED.name: 1400.0})
+    p_base, p_worn, p_power = (pipeline.predict_proba(x)[0, 1] for x in (base, worn, overpowered))
+    assert p_base < 0.2
+    assert p_worn > p_base and p_power > p_base
+
+
+def test_cli_train_exit_codes_and_evaluate(tmp_path: Path) -> None:
+    runner = CliRunner()
+    common = [
+        "--rows",
+        "3000",
+        "--candidates",
+        "hist_gradient_boosting",
+        "--jobs",
+        "1",
+        "--models-dir",
+        str(tmp_path / "models"),
+        "--artifacts-dir",
+        str(tmp_path / "a"),
+    ]
+    gated = runner.invoke(app, ["train", *common, "--min-pr-auc", "0.9999", "--no-track"])
+    assert gated.exit_code == 3, gated.output
+    ok = runner.invoke(
+        app,
+        ["train", *common, "--min-roc-auc", "0.8", "--min-pr-auc", "0.3", "--min-recall", "0.2"],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "a" / "mlflow.db").is_file()
+    [bundle] = list_bundles(tmp_path / "models")
+    report = tmp_path / "a" / "reports" / bundle.name
+    assert {p.name for p in report.iterdir()} >= {
+        "pr_curve.png",
+        "roc_curve.png",
+        "confusion_matrix.png",
+        "calibration.png",
+        "feature_importance.png",
+        "model_card.md",
+    }
+    evaluated = runner.invoke(
+        app,
+        ["evaluate", "--bundle", str(bundle), "--rows", "1000", "--out", str(tmp_path / "eval")],
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    assert (tmp_path / "eval" / bundle.name / "metrics.json").is_file()

@@ -1,0 +1,1 @@
+"""Faultline training: data, validation, the scikit-learn Pipeline, evaluation and bundles."""

@@ -1,0 +1,215 @@
+"""`python -m training`: generate, download, validate, train and evaluate."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from training import data as D
+from training import features as F
+
+app = typer.Typer(
+    help="Faultline training CLI: data -> validated Pipeline -> verified bundle.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+ModelsDir = Annotated[Path, typer.Option(help="Where bundles are written.")]
+ArtifactsDir = Annotated[Path, typer.Option(help="Reports and the local MLflow store.")]
+Seed = Annotated[int, typer.Option(help="Random seed: same data and seed, same model.")]
+
+
+def _load(data: Path | None, rows: int, seed: int) -> tuple[D.pd.DataFrame, str]:
+    if data is None:
+        with console.status(f"generating {rows} synthetic rows (seed {seed})"):
+            return D.generate(rows, seed), f"synthetic AI4I 2020 generator (seed {seed})"
+    if not data.is_file():
+        raise typer.BadParameter(f"{data} does not exist", param_hint="--data")
+    return D.load_dataset(data), f"file {data.name} (sha256 {D.sha256_file(data)[:16]}...)"
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option(help="CSV file to write.")] = Path("data/synthetic.csv"),
+    rows: Annotated[int, typer.Option(min=2, help="Number of readings.")] = 10_000,
+    seed: Seed = 42,
+) -> None:
+    """Write a synthetic AI4I 2020 dataset (deterministic per seed)."""
+    frame = D.generate(rows, seed)
+    D.save_dataset(frame, out)
+    console.print(f"wrote {len(frame)} rows to {out} (failure share {frame[F.TARGET].mean():.2%})")
+
+
+@app.command()
+def download(
+    out: Annotated[Path, typer.Option(help="Where to write ai4i2020.csv.")] = Path(
+        "data/ai4i2020.csv"
+    ),
+    sha256: Annotated[
+        str | None,
+        typer.Option(
+            help="Expected SHA-256 of ai4i2020.csv; default: the pin in <out>.sha256 if present."
+        ),
+    ] = None,
+    url: Annotated[str, typer.Option(help="Archive URL (UCI ML repository).")] = D.UCI_URL,
+) -> None:
+    """Fetch the real UCI AI4I 2020 dataset, verify it, and pin its checksum."""
+    pin = out.with_name(out.name + ".sha256")
+    expected = sha256 or (pin.read_text().split()[0] if pin.is_file() else None)
+    with console.status(f"downloading {url}"):
+        try:
+            path, digest = D.download_uci(out, expected, url)
+        except (OSError, ValueError) as exc:
+            console.print(f"[red]download failed:[/red] {exc}")
+            raise typer.Exit(1) from exc
+    if not pin.is_file():
+        pin.write_text(f"{digest}  {out.name}\n")
+        console.print(f"pinned sha256 {digest} in {pin} (commit it to detect later changes)")
+    console.print(f"verified {path} (sha256 {digest})")
+
+
+@app.command("validate")
+def validate_cmd(
+    data: Annotated[Path, typer.Argument(help="Dataset: UCI CSV or a generated CSV.")],
+) -> None:
+    """Validate a dataset and print the report; exit 1 when it has errors."""
+    from training.validate import validate
+
+    report = validate(D.load_dataset(data))
+    console.print(report.render(), highlight=False)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def train(
+    data: Annotated[Path | None, typer.Option(help="Dataset file; default: synthetic.")] = None,
+    rows: Annotated[int, typer.Option(min=100, help="Synthetic rows when no --data.")] = 10_000,
+    seed: Seed = 42,
+    models_dir: ModelsDir = Path("artifacts/models"),
+    artifacts_dir: ArtifactsDir = Path("artifacts"),
+    candidates: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated candidates: logistic_regression, random_forest, "
+            "hist_gradient_boosting."
+        ),
+    ] = "logistic_regression,random_forest,hist_gradient_boosting",
+    min_roc_auc: Annotated[float, typer.Option(help="Quality gate: held-out ROC-AUC.")] = 0.95,
+    min_pr_auc: Annotated[float, typer.Option(help="Quality gate: held-out PR-AUC.")] = 0.75,
+    min_recall: Annotated[float, typer.Option(help="Quality gate: held-out recall.")] = 0.5,
+    threshold_beta: Annotated[
+        float,
+        typer.Option(help="Threshold maximizes F-beta on validation (beta > 1 favours recall)."),
+    ] = 1.0,
+    track: Annotated[bool, typer.Option(help="Record the run in MLflow.")] = True,
+    jobs: Annotated[int, typer.Option(help="Parallel CV jobs (-1: all cores).")] = -1,
+) -> None:
+    """Train, evaluate and gate a model; write a verified bundle when it passes."""
+    from training.evaluate import QualityGate
+    from training.train import TrainConfig
+    from training.train import train as run_training
+    from training.validate import DataValidationError
+
+    started = time.perf_counter()
+    frame, source = _load(data, rows, seed)
+    config = TrainConfig(
+        seed=seed,
+        threshold_beta=threshold_beta,
+        n_jobs=jobs,
+        candidates=tuple(c.strip() for c in candidates.split(",") if c.strip()),
+        gate=QualityGate(min_roc_auc, min_pr_auc, min_recall),
+    )
+    try:
+        result = run_training(
+            frame,
+            source,
+            models_dir,
+            artifacts_dir / "reports",
+            config,
+            progress=lambda m: console.print(m, highlight=False),
+        )
+    except DataValidationError as exc:
+        console.print("[red]training refused: the data failed validation (no bundle written)")
+        raise typer.Exit(2) from exc
+    _print_metrics(result.metrics["test"], "held-out test")
+    if track:
+        from training.tracking import log_run
+
+        with console.status("recording the run in MLflow"):
+            flat = {
+                f"test_{k}": v for k, v in result.metrics["test"].items() if isinstance(v, float)
+            }
+            run_id = log_run(
+                artifacts_dir,
+                result.version,
+                {
+                    **result.metadata["params"],
+                    "estimator": result.metadata["estimator"],
+                    "threshold": result.metadata["threshold"],
+                },
+                {**flat, "gate_passed": float(not result.gate_failures)},
+                sorted(result.report_dir.iterdir()),
+                result.bundle_path,
+                {"data_sha256": result.metadata["data"]["sha256"]},
+            )
+        console.print(f"MLflow run {run_id}")
+    console.print(f"reports: {result.report_dir}")
+    if result.gate_failures:
+        console.print(
+            f"[red]quality gate FAILED: {'; '.join(result.gate_failures)} (no bundle written)"
+        )
+        raise typer.Exit(3)
+    console.print(f"bundle: {result.bundle_path}")
+    console.print(f"wall time {time.perf_counter() - started:.1f} s")
+
+
+@app.command()
+def evaluate(
+    bundle: Annotated[Path, typer.Option(help="Bundle directory or models dir (newest).")] = Path(
+        "artifacts/models"
+    ),
+    data: Annotated[Path | None, typer.Option(help="Dataset; default: fresh synthetic.")] = None,
+    rows: Annotated[int, typer.Option(min=100, help="Synthetic rows when no --data.")] = 5_000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 7,
+    out: Annotated[Path, typer.Option(help="Where plots go.")] = Path("artifacts/evaluations"),
+) -> None:
+    """Re-score an existing (verified) bundle on a dataset: metrics and plots."""
+    from training.bundle import BundleError, load_bundle, resolve_bundle
+    from training.evaluate import compute_metrics, write_plots
+
+    try:
+        loaded = load_bundle(resolve_bundle(bundle))
+    except BundleError as exc:
+        console.print(f"[red]cannot use bundle:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    frame, source = _load(data, rows, seed)
+    X, y = frame[list(F.FEATURE_NAMES)], frame[F.TARGET].to_numpy(int)
+    scores = loaded.pipeline.predict_proba(X)[:, 1]
+    metrics = compute_metrics(y, scores, loaded.threshold)
+    target = out / loaded.version
+    write_plots(loaded.pipeline, X, y, scores, loaded.threshold, target, seed)
+    (target / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    _print_metrics(metrics, f"{loaded.version} on {source}")
+    console.print(f"plots: {target}")
+
+
+def _print_metrics(metrics: dict[str, object], title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("roc_auc", "pr_auc", "f1", "precision", "recall", "brier"):
+        table.add_row(key, f"{metrics[key]:.4f}")
+    table.add_row("confusion", str(metrics["confusion_matrix"]))
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,270 @@
+"""The model bundle: the training -> serving contract.
+
+A bundle is a directory `<models_dir>/<version>/` holding
+    model.skops      the fitted Pipeline (skops: loading never runs arbitrary code)
+    metadata.json    version, provenance, schema and its hash, threshold, metrics, params
+    reference.json   monitoring reference: feature bins/proportions and the score distribution
+    model_card.md    the human-readable summary
+    MANIFEST.json    SHA-256 of every other file
+It is written to a temporary sibling directory and renamed into place, so a reader never sees
+a partial bundle. Loading verifies the manifest, the schema hash and the scikit-learn version,
+and loads the Pipeline with an explicit list of trusted types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sklearn
+from skops import io as skops_io
+
+from training import features as F
+
+MODEL_FILE = "model.skops"
+METADATA_FILE = "metadata.json"
+REFERENCE_FILE = "reference.json"
+MODEL_CARD_FILE = "model_card.md"
+MANIFEST_FILE = "MANIFEST.json"
+REQUIRED_FILES = (MODEL_FILE, METADATA_FILE, REFERENCE_FILE, MANIFEST_FILE)
+
+# Bucket upper bounds for predicted probabilities, shared by the reference profile and the
+# service's histogram so Prometheus can compare live scores with the reference directly.
+PROBABILITY_BUCKETS: tuple[float, ...] = (
+    0.001,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    0.9,
+    0.99,
+    1.0,
+)
+
+# Types the Pipeline may contain beyond what skops trusts by default. Anything else in a
+# bundle (a function, an unknown class) is refused at load time.
+TRUSTED_TYPES: tuple[str, ...] = (
+    "training.pipeline.IQRClipper",
+    "training.pipeline.EngineeredFeatures",
+    "sklearn.feature_selection._univariate_selection.f_classif",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",
+    "numpy.dtype",
+)
+
+
+class BundleError(Exception):
+    """A bundle cannot be used; the message says why."""
+
+
+class BundleNotFoundError(BundleError):
+    """No bundle at the given path."""
+
+
+class BundleIntegrityError(BundleError):
+    """Files are missing, extra, or differ from the manifest."""
+
+
+class BundleIncompatibleError(BundleError):
+    """Made for another feature schema or scikit-learn version, or holds untrusted types."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified, loaded bundle."""
+
+    path: Path
+    pipeline: Any
+    metadata: dict[str, Any]
+    reference: dict[str, Any]
+    bundle_hash: str  # SHA-256 of the manifest: one value identifies every byte of the bundle
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata["version"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.metadata["threshold"])
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def untrusted_types_in(pipeline: Any) -> list[str]:
+    """Types in a Pipeline that loading would refuse (checked before a bundle is written)."""
+    data = skops_io.dumps(pipeline)
+    return sorted(set(skops_io.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
+
+
+def write_bundle(
+    models_dir: Path,
+    version: str,
+    pipeline: Any,
+    metadata: dict[str, Any],
+    reference: dict[str, Any],
+    model_card: str,
+) -> Path:
+    """Write a complete bundle atomically and return its directory."""
+    untrusted = untrusted_types_in(pipeline)
+    if untrusted:
+        raise BundleIncompatibleError(
+            f"the Pipeline contains types the service would refuse: {untrusted}; "
+            "add them to training.bundle.TRUSTED_TYPES only if they are safe to load"
+        )
+    models_dir.mkdir(parents=True, exist_ok=True)
+    final = models_dir / version
+    if final.exists():
+        raise FileExistsError(f"bundle {final} already exists")
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=models_dir))
+    try:
+        files = {
+            MODEL_FILE: skops_io.dumps(pipeline),
+            METADATA_FILE: _json_bytes(metadata),
+            REFERENCE_FILE: _json_bytes(reference),
+            MODEL_CARD_FILE: model_card.encode(),
+        }
+        manifest = {
+            "algorithm": "sha256",
+            "files": {name: sha256_bytes(data) for name, data in sorted(files.items())},
+        }
+        files[MANIFEST_FILE] = _json_bytes(manifest)
+        for name, data in files.items():
+            _write_synced(staging / name, data)
+        staging.chmod(0o755)
+        os.rename(staging, final)
+        _fsync_dir(models_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def verify_bundle(path: Path, expected_schema_hash: str = F.SCHEMA_HASH) -> str:
+    """Check completeness, hashes, schema and scikit-learn version; return the bundle hash."""
+    if not path.is_dir():
+        raise BundleNotFoundError(f"no model bundle at {path}")
+    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
+    if missing:
+        raise BundleIntegrityError(f"bundle {path} is incomplete: missing {missing}")
+    manifest_bytes = (path / MANIFEST_FILE).read_bytes()
+    try:
+        listed: dict[str, str] = json.loads(manifest_bytes)["files"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BundleIntegrityError(f"bundle {path} has an unreadable manifest: {exc}") from exc
+    present = {p.name for p in path.iterdir() if p.name != MANIFEST_FILE}
+    if present != set(listed):
+        raise BundleIntegrityError(
+            f"bundle {path} files differ from its manifest: "
+            f"unlisted {sorted(present - set(listed))}, "
+            f"missing {sorted(set(listed) - present)}"
+        )
+    for name, expected in listed.items():
+        actual = _hash_file(path / name)
+        if actual != expected:
+            raise BundleIntegrityError(
+                f"bundle {path}: {name} was modified (sha256 {actual[:12]}..., manifest says "
+                f"{expected[:12]}...)"
+            )
+    metadata = json.loads((path / METADATA_FILE).read_text())
+    if metadata.get("schema_hash") != expected_schema_hash:
+        raise BundleIncompatibleError(
+            f"bundle {path} was made for feature schema "
+            f"{str(metadata.get('schema_hash'))[:12]}..., "
+            f"this code uses {expected_schema_hash[:12]}..."
+        )
+    made_with = str(metadata.get("sklearn_version", ""))
+    if _minor(made_with) != _minor(sklearn.__version__):
+        raise BundleIncompatibleError(
+            f"bundle {path} was made with scikit-learn {made_with}; this environment has "
+            f"{sklearn.__version__} (major.minor must match)"
+        )
+    return sha256_bytes(manifest_bytes)
+
+
+def load_bundle(path: Path, expected_schema_hash: str = F.SCHEMA_HASH) -> Bundle:
+    """Verify and load a bundle; raises a BundleError subclass with the reason."""
+    bundle_hash = verify_bundle(path, expected_schema_hash)
+    model_bytes = (path / MODEL_FILE).read_bytes()
+    untrusted = sorted(set(skops_io.get_untrusted_types(data=model_bytes)) - set(TRUSTED_TYPES))
+    if untrusted:
+        raise BundleIncompatibleError(f"bundle {path} contains untrusted types: {untrusted}")
+    pipeline = skops_io.loads(model_bytes, trusted=list(TRUSTED_TYPES))
+    return Bundle(
+        path=path,
+        pipeline=pipeline,
+        metadata=json.loads((path / METADATA_FILE).read_text()),
+        reference=json.loads((path / REFERENCE_FILE).read_text()),
+        bundle_hash=bundle_hash,
+    )
+
+
+def list_bundles(models_dir: Path) -> list[Path]:
+    """Bundle directories, oldest first (versions start with a UTC timestamp)."""
+    if not models_dir.is_dir():
+        return []
+    return sorted(
+        p
+        for p in models_dir.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST_FILE).is_file()
+    )
+
+
+def newest_bundle(models_dir: Path) -> Path | None:
+    """The most recent bundle in a models directory, or None."""
+    bundles = list_bundles(models_dir)
+    return bundles[-1] if bundles else None
+
+
+def resolve_bundle(path: Path) -> Path:
+    """A bundle directory itself, or the newest bundle inside a models directory."""
+    if (path / MANIFEST_FILE).is_file() or (path / METADATA_FILE).is_file():
+        return path
+    newest = newest_bundle(path)
+    if newest is None:
+        raise BundleNotFoundError(f"no model bundle in {path} (run `make train`)")
+    return newest
+
+
+def _minor(version: str) -> tuple[str, ...]:
+    return tuple(version.split(".")[:2])
+
+
+def _json_bytes(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    path.chmod(0o644)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
