@@ -5,10 +5,12 @@ A bundle is a directory `<models_dir>/<version>/` holding
     metadata.json    version, provenance, schema and its hash, threshold, metrics, params
     reference.json   monitoring reference: feature bins/proportions and the score distribution
     model_card.md    the human-readable summary
+    serving.json     the serving form (training/serving.py), plus model.treelite for trees
     MANIFEST.json    SHA-256 of every other file
 It is written to a temporary sibling directory and renamed into place, so a reader never sees
 a partial bundle. Loading verifies the manifest, the schema hash and the scikit-learn version,
-and loads the Pipeline with an explicit list of trusted types.
+and loads the Pipeline with an explicit list of trusted types. The service may skip loading
+the Pipeline (and importing scikit-learn at all) when the bundle has a serving form.
 """
 
 from __future__ import annotations
@@ -19,11 +21,9 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
-
-import sklearn
-from skops import io as skops_io
 
 from training import features as F
 
@@ -32,6 +32,7 @@ METADATA_FILE = "metadata.json"
 REFERENCE_FILE = "reference.json"
 MODEL_CARD_FILE = "model_card.md"
 MANIFEST_FILE = "MANIFEST.json"
+SERVING_FILE = "serving.json"
 REQUIRED_FILES = (MODEL_FILE, METADATA_FILE, REFERENCE_FILE, MANIFEST_FILE)
 
 # Bucket upper bounds for predicted probabilities, shared by the reference profile and the
@@ -84,10 +85,11 @@ class Bundle:
     """A verified, loaded bundle."""
 
     path: Path
-    pipeline: Any
+    pipeline: Any  # None when loaded with load_pipeline=False
     metadata: dict[str, Any]
     reference: dict[str, Any]
     bundle_hash: str  # SHA-256 of the manifest: one value identifies every byte of the bundle
+    serving: dict[str, Any] | None = None  # the serving form's spec, when the bundle has one
 
     @property
     def version(self) -> str:
@@ -113,6 +115,8 @@ def _hash_file(path: Path) -> str:
 
 def untrusted_types_in(pipeline: Any) -> list[str]:
     """Types in a Pipeline that loading would refuse (checked before a bundle is written)."""
+    from skops import io as skops_io
+
     data = skops_io.dumps(pipeline)
     return sorted(set(skops_io.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
 
@@ -124,8 +128,11 @@ def write_bundle(
     metadata: dict[str, Any],
     reference: dict[str, Any],
     model_card: str,
+    extra_files: dict[str, bytes] | None = None,
 ) -> Path:
     """Write a complete bundle atomically and return its directory."""
+    from skops import io as skops_io
+
     untrusted = untrusted_types_in(pipeline)
     if untrusted:
         raise BundleIncompatibleError(
@@ -143,6 +150,7 @@ def write_bundle(
             METADATA_FILE: _json_bytes(metadata),
             REFERENCE_FILE: _json_bytes(reference),
             MODEL_CARD_FILE: model_card.encode(),
+            **(extra_files or {}),
         }
         manifest = {
             "algorithm": "sha256",
@@ -194,28 +202,44 @@ def verify_bundle(path: Path, expected_schema_hash: str = F.SCHEMA_HASH) -> str:
             f"this code uses {expected_schema_hash[:12]}..."
         )
     made_with = str(metadata.get("sklearn_version", ""))
-    if _minor(made_with) != _minor(sklearn.__version__):
+    here = installed_version("scikit-learn")
+    if _minor(made_with) != _minor(here):
         raise BundleIncompatibleError(
             f"bundle {path} was made with scikit-learn {made_with}; this environment has "
-            f"{sklearn.__version__} (major.minor must match)"
+            f"{here} (major.minor must match)"
         )
     return sha256_bytes(manifest_bytes)
 
 
-def load_bundle(path: Path, expected_schema_hash: str = F.SCHEMA_HASH) -> Bundle:
-    """Verify and load a bundle; raises a BundleError subclass with the reason."""
-    bundle_hash = verify_bundle(path, expected_schema_hash)
+def load_pipeline(path: Path) -> Any:
+    """Load the skops Pipeline of a verified bundle, with the explicit trusted-type list."""
+    from skops import io as skops_io
+
     model_bytes = (path / MODEL_FILE).read_bytes()
     untrusted = sorted(set(skops_io.get_untrusted_types(data=model_bytes)) - set(TRUSTED_TYPES))
     if untrusted:
         raise BundleIncompatibleError(f"bundle {path} contains untrusted types: {untrusted}")
-    pipeline = skops_io.loads(model_bytes, trusted=list(TRUSTED_TYPES))
+    return skops_io.loads(model_bytes, trusted=list(TRUSTED_TYPES))
+
+
+def load_bundle(
+    path: Path, expected_schema_hash: str = F.SCHEMA_HASH, *, with_pipeline: bool = True
+) -> Bundle:
+    """Verify and load a bundle; raises a BundleError subclass with the reason.
+
+    with_pipeline=False skips the skops Pipeline when a serving form exists (fast start).
+    """
+    bundle_hash = verify_bundle(path, expected_schema_hash)
+    serving_path = path / SERVING_FILE
+    serving = json.loads(serving_path.read_text()) if serving_path.is_file() else None
+    pipeline = load_pipeline(path) if with_pipeline or serving is None else None
     return Bundle(
         path=path,
         pipeline=pipeline,
         metadata=json.loads((path / METADATA_FILE).read_text()),
         reference=json.loads((path / REFERENCE_FILE).read_text()),
         bundle_hash=bundle_hash,
+        serving=serving,
     )
 
 

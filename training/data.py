@@ -94,7 +94,7 @@ def generate(rows: int, seed: int = 0) -> pd.DataFrame:
     air, process = np.round(air, 1), np.round(process, 1)
 
     wear, twf = _tool_wear(rng, types)
-    power = torque * speed * 2.0 * np.pi / 60.0
+    power = torque * speed * F.RPM_TO_RAD_PER_S
     hdf = (process - air < HDF_MAX_TEMP_DIFF_K) & (speed < HDF_MAX_SPEED_RPM)
     pwf = (power < PWF_MIN_POWER_W) | (power > PWF_MAX_POWER_W)
     limit = np.vectorize(OVERSTRAIN_LIMIT_MIN_NM.__getitem__)(types)

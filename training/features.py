@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class NumericFeature:
@@ -121,8 +123,10 @@ LABEL_COLUMNS: tuple[str, ...] = (TARGET, *FAILURE_MODES)
 ID_COLUMNS: tuple[str, ...] = ("udi", "product_id")
 UCI_ID_SOURCE_COLUMNS: dict[str, str] = {"udi": "UDI", "product_id": "Product ID"}
 
-# Engineered features computed inside the Pipeline (names only; the maths is in pipeline.py).
+# Engineered features, computed inside the Pipeline (and by the service's compiled path) by
+# add_engineered below: the physics the published failure rules depend on.
 ENGINEERED_NAMES: tuple[str, ...] = ("temperature_difference_k", "power_w", "strain_min_nm")
+RPM_TO_RAD_PER_S = 2.0 * np.pi / 60.0
 
 # The exact column order of the UCI file, and the mapping to our names.
 UCI_COLUMNS: tuple[str, ...] = (
@@ -166,3 +170,17 @@ def example_reading() -> dict[str, object]:
         PRODUCT_TYPE.name: PRODUCT_TYPE.example,
         **{f.name: f.example for f in NUMERIC_FEATURES},
     }
+
+
+_COLUMN = {name: i for i, name in enumerate(NUMERIC_NAMES)}
+
+
+def add_engineered(X: np.ndarray) -> np.ndarray:
+    """Numeric columns in NUMERIC_NAMES order -> the same plus ENGINEERED_NAMES columns."""
+    air = X[:, _COLUMN[AIR_TEMPERATURE.name]]
+    process = X[:, _COLUMN[PROCESS_TEMPERATURE.name]]
+    speed = X[:, _COLUMN[ROTATIONAL_SPEED.name]]
+    torque = X[:, _COLUMN[TORQUE.name]]
+    wear = X[:, _COLUMN[TOOL_WEAR.name]]
+    extra = np.column_stack([process - air, torque * speed * RPM_TO_RAD_PER_S, wear * torque])
+    return np.hstack([X, extra])

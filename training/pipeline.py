@@ -25,9 +25,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from training import features as F
 
-_NUM = {name: i for i, name in enumerate(F.NUMERIC_NAMES)}
-RPM_TO_RAD_PER_S = 2.0 * np.pi / 60.0
-
 
 class IQRClipper(TransformerMixin, BaseEstimator):
     """Clip each column to [Q1 - k*IQR, Q3 + k*IQR] learned on the training data.
@@ -66,22 +63,11 @@ class EngineeredFeatures(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        return add_engineered(np.asarray(X, dtype=float))
+        return F.add_engineered(np.asarray(X, dtype=float))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         base = list(input_features) if input_features is not None else list(F.NUMERIC_NAMES)
         return np.asarray([*base, *F.ENGINEERED_NAMES], dtype=object)
-
-
-def add_engineered(X: np.ndarray) -> np.ndarray:
-    """Numeric columns in NUMERIC_NAMES order -> the same plus the engineered columns."""
-    air = X[:, _NUM[F.AIR_TEMPERATURE.name]]
-    process = X[:, _NUM[F.PROCESS_TEMPERATURE.name]]
-    speed = X[:, _NUM[F.ROTATIONAL_SPEED.name]]
-    torque = X[:, _NUM[F.TORQUE.name]]
-    wear = X[:, _NUM[F.TOOL_WEAR.name]]
-    extra = np.column_stack([process - air, torque * speed * RPM_TO_RAD_PER_S, wear * torque])
-    return np.hstack([X, extra])
 
 
 def build_preprocessor() -> ColumnTransformer:

@@ -23,6 +23,13 @@ from training.bundle import write_bundle
 from training.evaluate import QualityGate, compute_metrics, model_card, write_plots
 from training.pipeline import build_pipeline, candidate_estimators
 from training.reference import build_reference
+from training.serving import (
+    PARITY_TOLERANCE,
+    CompiledModel,
+    UnsupportedPipelineError,
+    check_parity,
+    export_serving,
+)
 from training.validate import DataValidationError, validate
 
 Progress = Callable[[str], None]
@@ -194,7 +201,32 @@ def train(
     bundle_path = None
     if not failures:
         reference = build_reference(X_train, X_test, test_scores, threshold)
-        bundle_path = write_bundle(models_dir, version, pipeline, metadata, reference, card)
+        extra = serving_files(pipeline, X_test, progress)
+        bundle_path = write_bundle(models_dir, version, pipeline, metadata, reference, card, extra)
     return TrainResult(
         version, metrics, bundle_path, report_dir, time.perf_counter() - started, failures, metadata
     )
+
+
+def serving_files(pipeline: Any, X_check: pd.DataFrame, progress: Progress) -> dict[str, bytes]:
+    """The serving form's files, after proving parity with the Pipeline (empty if unsupported)."""
+    import json
+
+    from training.bundle import SERVING_FILE
+
+    try:
+        spec, files = export_serving(pipeline)
+    except UnsupportedPipelineError as exc:
+        progress(f"no serving form ({exc}); the service will use the Pipeline")
+        return {}
+    gap = check_parity(pipeline, CompiledModel(spec, files), X_check)
+    if gap > PARITY_TOLERANCE:
+        raise RuntimeError(
+            f"serving form disagrees with the Pipeline by {gap:.3g} (> "
+            f"{PARITY_TOLERANCE}); refusing to write the bundle"
+        )
+    progress(
+        f"serving form ({spec['estimator']['kind']}) matches the Pipeline "
+        f"(max |diff| {gap:.1e} on {len(X_check)} rows)"
+    )
+    return {**files, SERVING_FILE: (json.dumps(spec, indent=1) + "\n").encode()}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN_IN_TRAINING = ("service", "fastapi", "starlette", "uvicorn")
-ALLOWED_FROM_TRAINING = {"training", "training.features", "training.bundle"}
+ALLOWED_FROM_TRAINING = {"training", "training.features", "training.bundle", "training.serving"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -34,6 +34,16 @@ def test_importing_training_loads_no_web_framework() -> None:
         "import sys, training.train, training.bundle, training.__main__; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette', "
         "'service', 'uvicorn')]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_service_starts_without_scikit_learn() -> None:
+    code = (
+        "import sys, service.main, service.cli; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy', 'pandas', "
+        "'skops', 'mlflow', 'matplotlib')]; print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

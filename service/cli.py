@@ -1,0 +1,63 @@
+"""`faultline`: serve the model (and, later, analyse canaries)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Faultline model service.", no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def main() -> None:
+    """Faultline: a predictive-maintenance model service with a full observability stack."""
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Bind address (0.0.0.0 in containers).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="HTTP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="Bundle or models directory (default: FAULTLINE_MODEL_DIR).")
+    ] = None,
+) -> None:
+    """Serve /v1/predict, probes and /metrics with uvicorn (graceful drain on SIGTERM)."""
+    import uvicorn
+
+    from service.config import Settings
+
+    if model_dir is not None:
+        os.environ["FAULTLINE_MODEL_DIR"] = str(model_dir)
+    settings = Settings()  # validate the environment before forking workers
+    if workers > 1:
+        # prometheus_client shares counters between processes through files in this directory;
+        # it must be empty at start and set before any worker imports prometheus_client.
+        directory = os.environ.setdefault(
+            "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="faultline-metrics-")
+        )
+        shutil.rmtree(directory, ignore_errors=True)
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    uvicorn.run(
+        "service.main:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_graceful_shutdown=int(settings.drain_seconds) or None,
+        timeout_keep_alive=15,
+    )
+
+
+if __name__ == "__main__":
+    app()

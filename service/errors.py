@@ -1,0 +1,134 @@
+"""Domain errors carry their status; one handler turns any of them into the JSON error body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from training import features as F
+
+log = structlog.get_logger("faultline.errors")
+
+# pydantic error type -> our bounded `reason` label
+REASONS = {
+    "missing": "missing_field",
+    "extra_forbidden": "unknown_field",
+    "greater_than_equal": "out_of_range",
+    "less_than_equal": "out_of_range",
+    "finite_number": "not_finite",
+    "literal_error": "invalid_category",
+    "too_long": "batch_too_large",
+    "too_short": "empty_batch",
+}
+KNOWN_FIELDS = {*F.FEATURE_NAMES, "instances"}
+
+
+class ServiceError(Exception):
+    """Base: status, stable type code, message, details, and (reason, field) pairs for metrics."""
+
+    status = 500
+    type = "internal"
+
+    def __init__(
+        self, message: str, details: Any = None, reasons: list[tuple[str, str]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.reasons = reasons or [(self.type, "body")]
+
+
+class InvalidInputError(ServiceError):
+    status, type = 422, "invalid_input"
+
+
+class MalformedJSONError(ServiceError):
+    status, type = 400, "malformed_json"
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    status, type = 415, "unsupported_media_type"
+
+
+class PayloadTooLargeError(ServiceError):
+    status, type = 413, "body_too_large"
+
+
+class ModelNotReadyError(ServiceError):
+    status, type = 503, "model_not_ready"
+
+
+class InjectedFaultError(ServiceError):
+    status, type = 503, "injected_fault"
+
+
+def from_validation(exc: ValidationError) -> InvalidInputError:
+    """Translate pydantic's errors into our details and bounded metric labels."""
+    details, reasons = [], []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = [str(part) for part in error["loc"]]
+        named = [part for part in loc if part in KNOWN_FIELDS]
+        field = (
+            named[-1] if named else ("unknown" if error["type"] == "extra_forbidden" else "body")
+        )
+        if error["type"] == "extra_forbidden":
+            field = "unknown"
+        reason = REASONS.get(error["type"], "wrong_type")
+        reasons.append((reason, field))
+        details.append({"loc": loc[:4], "reason": reason, "message": error["msg"][:200]})
+    first = details[0]
+    message = (
+        f"{len(details)} invalid value(s); first: {'.'.join(first['loc'])}: {first['message']}"
+    )
+    return InvalidInputError(message, details[:50], sorted(set(reasons)))
+
+
+def error_response(
+    status: int,
+    type_: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """The one JSON error body."""
+    body = {"error": {"type": type_, "message": message, "details": details}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Map every exception class to the JSON error body; never a bare 500 for client input."""
+
+    @app.exception_handler(ServiceError)
+    async def _service(request: Request, exc: ServiceError) -> JSONResponse:
+        counter = getattr(request.app.state, "count_invalid", None)
+        if counter is not None and exc.status < 500:
+            counter(exc.reasons)
+        headers = {"Retry-After": "5"} if exc.status == 503 else None
+        return error_response(exc.status, exc.type, exc.message, exc.details, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(
+            422,
+            "invalid_input",
+            "request validation failed",
+            [{"loc": [str(p) for p in e["loc"]], "message": e["msg"]} for e in exc.errors()][:50],
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        type_ = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(
+            exc.status_code, type_, str(exc.detail), headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled_error", exc_info=exc)
+        return error_response(500, "internal", "internal error; see the logs for the request id")

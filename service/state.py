@@ -1,0 +1,35 @@
+"""What one app instance holds: settings, metrics, and (once ready) the Predictor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from service.batching import MicroBatcher
+from service.config import Settings
+from service.metrics import ServiceMetrics
+from service.predictor import Predictor
+
+
+@dataclass
+class AppState:
+    """Mutable per-app state; routes read it through the `State` dependency."""
+
+    settings: Settings
+    metrics: ServiceMetrics
+    batch_model: type[BaseModel]
+    predictor: Predictor | None = None
+    batcher: MicroBatcher = field(init=False)
+    batch_size: Any = None
+    not_ready_reason: str = "the model bundle is still loading"
+
+    @property
+    def sample_rate(self) -> float:
+        return self.settings.prediction_log_sample_rate
+
+    def count_invalid(self, reasons: list[tuple[str, str]]) -> None:
+        version = self.predictor.version if self.predictor else "none"
+        for reason, field_name in reasons:
+            self.metrics.invalid.labels(version, reason, field_name).inc()
