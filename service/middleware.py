@@ -37,7 +37,7 @@ class RequestContextMiddleware:
             return
         incoming = next((v for k, v in scope["headers"] if k == REQUEST_ID_HEADER), None)
         request_id = (
-            incoming.decode() if incoming and SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+            incoming.decode() if incoming and SAFE_REQUEST_ID.match(incoming) else new_request_id()
         )
         context: dict[str, Any] = {}  # the route adds model_version, batch_size, ...
         state = scope.setdefault("state", {})
