@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -43,6 +44,9 @@ def serve(
         )
         shutil.rmtree(directory, ignore_errors=True)
         Path(directory).mkdir(parents=True, exist_ok=True)
+    # uvicorn drains, then re-raises the captured SIGTERM with the handler it found installed:
+    # make that one a clean exit, so a drained shutdown reports status 0 to Kubernetes/Docker.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "service.main:create_app_from_env",
         factory=True,
@@ -57,6 +61,10 @@ def serve(
         timeout_graceful_shutdown=int(settings.drain_seconds) or None,
         timeout_keep_alive=15,
     )
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import structlog
 
+_STDOUT = open(1, "wb", buffering=0, closefd=False)  # noqa: SIM115 (lives as long as the process)
 LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -33,7 +34,9 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     if as_json:
         renderer: Any = structlog.processors.JSONRenderer(serializer=_json_bytes)
         tail: list[Any] = [structlog.processors.dict_tracebacks, renderer]
-        factory: Any = structlog.BytesLoggerFactory()
+        # fd 1 itself, unbuffered: one write per line (nothing lost on a crash), and it follows
+        # whatever stdout is redirected to later
+        factory: Any = structlog.BytesLoggerFactory(file=_STDOUT)
     else:
         tail = [structlog.dev.ConsoleRenderer()]
         factory = structlog.PrintLoggerFactory()

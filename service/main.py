@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry, disable_created_metrics
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 
@@ -17,9 +18,10 @@ from service.errors import install_handlers
 from service.logging import configure_logging, flush
 from service.metrics import LATENCY_BUCKETS, ServiceMetrics
 from service.middleware import RequestContextMiddleware
+from service.openapi import install_openapi
 from service.predictor import Predictor
 from service.routes import router
-from service.schemas import batch_model
+from service.schemas import Reading, batch_model
 from service.state import AppState
 from training.bundle import BundleError
 
@@ -100,12 +102,14 @@ def create_app(
     app.state.count_invalid = state.count_invalid
     app.include_router(router)
     install_handlers(app)
+    install_openapi(app, [Reading, state.batch_model])
     instrumentator = Instrumentator(
         should_group_status_codes=False,
         should_ignore_untemplated=True,
         excluded_handlers=UNINSTRUMENTED,
-        should_instrument_requests_inprogress=True,
-        inprogress_labels=True,
+        # its in-progress gauge ignores `registry` (lands in the global one, never exposed
+        # here): the request middleware owns faultline_http_requests_in_flight instead
+        should_instrument_requests_inprogress=False,
         registry=registry,
     )
     instrumentator.add(
@@ -116,9 +120,20 @@ def create_app(
         )
     )
     instrumentator.instrument(app).expose(
-        app, include_in_schema=True, should_gzip=False, tags=["observability"]
+        app,
+        include_in_schema=True,
+        should_gzip=False,
+        tags=["observability"],
+        summary="Prometheus metrics (text exposition format)",
+        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+                "description": "Prometheus text exposition format.",
+            }
+        },
     )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, in_flight=state.metrics.in_flight)
     return app
 
 

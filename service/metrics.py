@@ -125,6 +125,12 @@ class ServiceMetrics:
             multiprocess_mode="max",
             registry=registry,
         )
+        self.in_flight = Gauge(
+            "faultline_http_requests_in_flight",
+            "HTTP requests being served right now.",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
         self.ready = Gauge(
             "faultline_model_ready",
             "1 when the bundle is loaded, verified and warmed.",

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import structlog
+from prometheus_client import Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -28,8 +29,9 @@ def new_request_id() -> str:
 class RequestContextMiddleware:
     """Binds the request id (accepted from X-Request-ID when safe), echoes it, logs one line."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, in_flight: Gauge) -> None:
         self.app = app
+        self.in_flight = in_flight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,9 +60,11 @@ class RequestContextMiddleware:
                 ]
             await send(message)
 
+        self.in_flight.inc()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            self.in_flight.dec()
             path = scope["path"]
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             emit = log.debug if path in QUIET_PATHS and status < 400 else log.info

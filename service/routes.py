@@ -70,10 +70,9 @@ def parse_readings(body: bytes, state: AppState) -> list[dict[str, Any]]:
     except orjson.JSONDecodeError as exc:
         raise MalformedJSONError(f"body is not valid JSON: {exc}") from exc
     if not isinstance(payload, dict):
-        raise InvalidInputError(
-            'body must be a JSON object: one reading or {"instances": [...]}',
-            reasons=[("wrong_type", "body")],
-        )
+        message = 'body must be a JSON object: one reading or {"instances": [...]}'
+        detail = {"loc": ["body"], "reason": "wrong_type", "message": message}
+        raise InvalidInputError(message, [detail], [("wrong_type", "body")])
     try:
         if "instances" in payload:
             batch = state.batch_model.model_validate(payload)

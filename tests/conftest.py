@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -44,3 +46,40 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
 def bundle_path(trained: TrainResult) -> Path:
     assert trained.bundle_path is not None
     return trained.bundle_path
+
+
+@pytest.fixture(scope="session")
+def service_settings(bundle_path: Path) -> Any:
+    from service.config import Settings
+
+    return Settings(
+        model_dir=bundle_path.parent,
+        log_format="json",
+        drift_min_readings=10,
+        drift_update_seconds=0.01,
+        drift_window=500,
+        prediction_log_sample_rate=0.0,
+    )
+
+
+@pytest.fixture
+def client(service_settings: Any) -> Iterator[Any]:
+    """The real app (real bundle, real lifespan) behind a TestClient."""
+    from fastapi.testclient import TestClient
+
+    from service.main import create_app
+
+    with TestClient(create_app(service_settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of `name` whose labels include `labels` in an exposition text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total

@@ -95,6 +95,8 @@ def export_serving(pipeline: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
             "file": TREELITE_FILE,
             "source": name,
             "treelite_version": treelite.__version__,
+            # scikit-learn's decision trees compare float32 inputs; HGB compares float64
+            "input_float32": name == "RandomForestClassifier",
         }
     else:
         raise UnsupportedPipelineError(f"estimator {name}")
@@ -164,7 +166,11 @@ def _load_estimator(
 
         model = treelite.Model.deserialize_bytes(blobs[spec["file"]])
 
+        as_float32 = bool(spec.get("input_float32", False))
+
         def trees(X: np.ndarray) -> np.ndarray:
+            if as_float32:
+                X = X.astype(np.float32).astype(np.float64)
             out = treelite.gtil.predict(model, X, nthread=1)
             return np.asarray(out).reshape(len(X), -1)[:, -1]
 

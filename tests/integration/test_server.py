@@ -1,0 +1,81 @@
+"""The real uvicorn process: graceful drain on SIGTERM, multiprocess metrics, schemathesis."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import metric_value
+from tests.integration.server import running_service
+from training import features as F
+
+pytestmark = pytest.mark.slow
+
+
+def test_sigterm_drains_in_flight_requests(bundle_path: Path, tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    # every prediction takes 1.5 s, so requests are surely in flight at SIGTERM
+    with running_service(
+        bundle_path, log, FAULTLINE_FAULT_DELAY_MS="1500", FAULTLINE_DRAIN_SECONDS="10"
+    ) as (url, process):
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            futures = [
+                pool.submit(httpx.post, f"{url}/v1/predict", json=F.example_reading(), timeout=20)
+                for _ in range(8)
+            ]
+            time.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            statuses = [f.result().status_code for f in futures]
+        assert process.wait(timeout=15) == 0
+    assert statuses == [200] * 8
+    events = [
+        json.loads(line)["event"] for line in log.read_text().splitlines() if line.startswith("{")
+    ]
+    assert "shutdown_complete" in events
+    assert events.count("request") == 8
+
+
+def test_multiprocess_metrics_add_up(bundle_path: Path, tmp_path: Path) -> None:
+    with running_service(bundle_path, tmp_path / "server.log", workers=2) as (url, _):
+        for _ in range(40):  # a new connection each time: spread over both workers
+            assert httpx.post(f"{url}/v1/predict", json=F.example_reading()).is_success
+        scrapes = [httpx.get(f"{url}/metrics").text for _ in range(4)]
+    for text in scrapes:  # whichever worker answers, it reports both workers' counts
+        assert metric_value(text, "faultline_predictions_total") == 40
+        assert metric_value(text, "http_requests_total", handler="/v1/predict") == 40
+        assert metric_value(text, "faultline_model_ready") == 1
+
+
+@pytest.mark.skipif(
+    shutil.which("st") is None and not Path(".venv/bin/st").exists(),
+    reason="schemathesis CLI not installed",
+)
+def test_schemathesis_finds_nothing(bundle_path: Path, tmp_path: Path) -> None:
+    with running_service(bundle_path, tmp_path / "server.log") as (url, _):
+        result = subprocess.run(
+            [
+                "st",
+                "run",
+                f"{url}/openapi.json",
+                "--checks",
+                "all",
+                "--max-examples",
+                "60",
+                "--seed",
+                "1",
+                "--no-color",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
+        )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
