@@ -7,7 +7,11 @@ MODELS_DIR ?= artifacts/models
 ROWS ?= 10000
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint test test-fast train serve demo
+IMAGE ?= faultline:dev
+# Where no registry is reachable, `service/base-image.sh` builds local/debian:bookworm.
+BASE_IMAGE ?= $(shell docker image inspect local/debian:bookworm >/dev/null 2>&1 && echo local/debian:bookworm || echo python:3.12-slim)
+
+.PHONY: help setup lint test test-fast train serve demo image bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -15,10 +19,11 @@ help: ## List the targets
 setup: ## Install the locked Python environment (.venv)
 	$(UV) sync --frozen
 
-lint: setup ## Ruff (lint + format check) and mypy
+lint: setup ## Ruff (lint + format check), mypy and hadolint
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	$(RUN) hadolint service/Dockerfile
 
 test: lint ## Lint, type check and every test this machine can run
 	$(RUN) pytest $(PYTEST_ARGS)
@@ -32,3 +37,15 @@ train: setup ## Train on $(ROWS) synthetic rows (or DATA=path.csv) into $(MODELS
 demo: setup ## The main job: train if needed and print the evaluation summary
 	@if [ -z "$$(ls -A $(MODELS_DIR) 2>/dev/null | grep -v '^\.')" ]; then $(MAKE) --no-print-directory train; fi
 	$(RUN) python -m training evaluate --bundle $(MODELS_DIR)
+
+serve: setup ## Serve the newest local bundle on 127.0.0.1:8000
+	$(RUN) faultline serve --model-dir $(MODELS_DIR)
+
+image: ## Build the service image (trains the default bundle inside the build)
+	@mkdir -p .certs && cp /usr/local/share/ca-certificates/*.crt .certs/ 2>/dev/null || true
+	docker build -f service/Dockerfile -t $(IMAGE) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	  --build-arg GIT_COMMIT=$$(git rev-parse HEAD 2>/dev/null || echo unknown) .
+
+bench: setup ## Throughput, latency, start-up and memory (server on core 0, wrk on core 1)
+	@if [ -z "$$(ls -A $(MODELS_DIR) 2>/dev/null | grep -v '^\.')" ]; then $(MAKE) --no-print-directory train; fi
+	$(RUN) python -m loadtest.bench --model-dir $(MODELS_DIR) --json results/bench.json

@@ -21,7 +21,7 @@ from service.middleware import RequestContextMiddleware
 from service.openapi import install_openapi
 from service.predictor import Predictor
 from service.routes import router
-from service.schemas import Reading, batch_model
+from service.schemas import READING, batch_adapter
 from service.state import AppState
 from training.bundle import BundleError
 
@@ -70,7 +70,7 @@ def create_app(
     configure_logging(settings.log_level, settings.log_format)
     disable_created_metrics()  # *_created series double the exposition for no dashboard use
     registry = registry if registry is not None else CollectorRegistry()
-    state = AppState(settings, ServiceMetrics(registry), batch_model(settings.max_batch))
+    state = AppState(settings, ServiceMetrics(registry), batch_adapter(settings.max_batch))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -102,7 +102,7 @@ def create_app(
     app.state.count_invalid = state.count_invalid
     app.include_router(router)
     install_handlers(app)
-    install_openapi(app, [Reading, state.batch_model])
+    install_openapi(app, [READING, state.batch_adapter])
     instrumentator = Instrumentator(
         should_group_status_codes=False,
         should_ignore_untemplated=True,

@@ -10,13 +10,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel
+from pydantic import TypeAdapter
 
 REF = "#/components/schemas/{model}"
 
 
-def install_openapi(app: FastAPI, models: list[type[BaseModel]]) -> None:
-    """Generate the document once, with `models` (and their $defs) among the components."""
+def install_openapi(app: FastAPI, adapters: list[TypeAdapter[Any]]) -> None:
+    """Generate the document once, with the adapters' schemas (and $defs) as components."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -24,10 +24,10 @@ def install_openapi(app: FastAPI, models: list[type[BaseModel]]) -> None:
                 title=app.title, version=app.version, summary=app.summary, routes=app.routes
             )
             schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-            for model in models:
-                schema = model.model_json_schema(ref_template=REF)
+            for adapter in adapters:
+                schema = adapter.json_schema(ref_template=REF)
                 schemas.update(schema.pop("$defs", {}))
-                schemas[model.__name__] = schema
+                schemas[schema["title"]] = schema
             app.openapi_schema = spec
         return app.openapi_schema
 

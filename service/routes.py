@@ -21,7 +21,7 @@ from service.errors import (
     from_validation,
 )
 from service.predictor import to_arrays
-from service.schemas import ErrorResponse, Health, PredictResponse, Reading
+from service.schemas import READING, ErrorResponse, Health, PredictResponse
 from service.state import AppState
 
 log = structlog.get_logger("faultline.predictions")
@@ -75,9 +75,11 @@ def parse_readings(body: bytes, state: AppState) -> list[dict[str, Any]]:
         raise InvalidInputError(message, [detail], [("wrong_type", "body")])
     try:
         if "instances" in payload:
-            batch = state.batch_model.model_validate(payload)
-            return [r.model_dump() for r in batch.instances]  # type: ignore[attr-defined]
-        return [Reading.model_validate(payload).model_dump()]
+            instances: list[dict[str, Any]] = state.batch_adapter.validate_python(payload)[
+                "instances"
+            ]
+            return instances
+        return [READING.validate_python(payload)]
     except ValidationError as exc:
         raise from_validation(exc) from exc
 

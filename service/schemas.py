@@ -1,57 +1,70 @@
-"""Request and response models, built from the feature contract (strict: no coercion)."""
+"""Request and response schemas, built from the feature contract (strict: no coercion).
+
+Readings are TypedDicts validated by pydantic-core straight into plain dicts (no model objects
+to build and dump per reading); the same adapters produce the OpenAPI schemas.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from typing_extensions import TypedDict
 
 from training import features as F
-
-STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 def _example() -> dict[str, Any]:
     return F.example_reading()
 
 
-def _reading_model() -> type[BaseModel]:
+def _reading_type() -> type:
     fields: dict[str, Any] = {
-        F.PRODUCT_TYPE.name: (
+        F.PRODUCT_TYPE.name: Annotated[
             Literal[F.PRODUCT_TYPE.categories],
             Field(description=F.PRODUCT_TYPE.description, examples=[F.PRODUCT_TYPE.example]),
-        )
+        ]
     }
     for feature in F.NUMERIC_FEATURES:
-        fields[feature.name] = (
+        fields[feature.name] = Annotated[
             float,
             Field(
                 ge=feature.minimum,
                 le=feature.maximum,
+                allow_inf_nan=False,
                 description=f"{feature.description} Unit: {feature.unit}.",
                 examples=[feature.example],
             ),
-        )
-    config = ConfigDict(**STRICT, json_schema_extra={"examples": [_example()]})
-    return create_model("Reading", __config__=config, **fields)
-
-
-Reading: type[BaseModel] = _reading_model()
-
-
-def batch_model(max_batch: int) -> type[BaseModel]:
-    """`{"instances": [...]}` with the configured batch limit in its schema."""
-    return create_model(
-        "Batch",
-        __config__=ConfigDict(
-            **STRICT,
-            json_schema_extra={"examples": [{"instances": [_example(), _example()]}]},
-        ),
-        instances=(
-            list[Reading],  # type: ignore[valid-type]
-            Field(min_length=1, max_length=max_batch, description="Readings to score."),
-        ),
+        ]
+    reading = TypedDict("Reading", fields)  # type: ignore[misc]
+    reading.__pydantic_config__ = ConfigDict(  # type: ignore[attr-defined]
+        extra="forbid", strict=True, title="Reading", json_schema_extra={"examples": [_example()]}
     )
+    return reading
+
+
+Reading = _reading_type()
+READING: TypeAdapter[Any] = TypeAdapter(Reading)
+
+
+def batch_adapter(max_batch: int) -> TypeAdapter[Any]:
+    """`{"instances": [...]}` with the configured batch limit in its schema."""
+    Batch = TypedDict(  # noqa: UP013 (the limit is a runtime setting)
+        "Batch",
+        {
+            "instances": Annotated[
+                list[Reading],  # type: ignore[valid-type]
+                Field(min_length=1, max_length=max_batch, description="Readings to score."),
+            ]
+        },
+    )
+    Batch.__pydantic_config__ = ConfigDict(  # type: ignore[attr-defined]
+        extra="forbid",
+        strict=True,
+        title="Batch",
+        json_schema_extra={"examples": [{"instances": [_example()] * 2}]},
+    )
+    return TypeAdapter(Batch)
 
 
 class PredictionOut(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import TypeAdapter
 
 from service.batching import MicroBatcher
 from service.config import Settings
@@ -19,7 +19,7 @@ class AppState:
 
     settings: Settings
     metrics: ServiceMetrics
-    batch_model: type[BaseModel]
+    batch_adapter: TypeAdapter[Any]
     predictor: Predictor | None = None
     batcher: MicroBatcher = field(init=False)
     batch_size: Any = None

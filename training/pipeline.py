@@ -112,11 +112,12 @@ def candidate_estimators(seed: int) -> dict[str, tuple[ClassifierMixin, dict[str
             ),
             {"model__max_depth": [None, 12], "model__min_samples_leaf": [1, 4]},
         ),
+        # 60 trees: 150 gain ~0.002 CV PR-AUC but cost 2.6x the inference time per reading
         "hist_gradient_boosting": (
             HistGradientBoostingClassifier(
-                max_iter=150, class_weight="balanced", early_stopping=False, random_state=seed
+                max_iter=60, class_weight="balanced", early_stopping=False, random_state=seed
             ),
-            {"model__learning_rate": [0.05, 0.1], "model__max_leaf_nodes": [15, 31]},
+            {"model__learning_rate": [0.1, 0.2], "model__max_leaf_nodes": [15, 31]},
         ),
     }
 

@@ -1,0 +1,257 @@
+"""`make bench`: throughput, latency, start-up time and memory of the real service.
+
+The server runs pinned to core 0, the load generator (wrk) to core 1, so figures compare on a
+2-core machine. A bare ASGI app is measured in the same run as a floor. This is a benchmark
+that prints figures, never a test that asserts them.
+
+    python -m loadtest.bench                 # all scenarios, prints a table
+    python -m loadtest.bench --json a.json   # also save the figures
+    python -m loadtest.bench --compare a.json b.json   # ratios between two runs
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+
+from training import features as F
+
+ROOT = Path(__file__).resolve().parents[1]
+app = typer.Typer(add_completion=False, help=__doc__)
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+@dataclass
+class Figure:
+    """One scenario's result."""
+
+    scenario: str
+    requests_per_s: float
+    readings_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _pin(core: int) -> list[str]:
+    return ["taskset", "-c", str(core)] if shutil.which("taskset") and os.cpu_count() != 1 else []
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError("server exited during start-up")
+        try:
+            if httpx.get(url, timeout=0.5).status_code == 200:
+                return time.monotonic() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.02)
+    raise TimeoutError(f"{url} not ready in {timeout} s")
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (uvicorn workers), in MB."""
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    total = 0
+    for p in pids:
+        status = Path(f"/proc/{p}/status").read_text()
+        total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    return total / 1024
+
+
+def _wrk(
+    url: str, body: Path, connections: int, seconds: int, delay_ms: float = 0
+) -> tuple[float, float, float, int]:
+    """wrk from core 1; with delay_ms each connection pauses between requests (paced load)."""
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    pacing = f"function delay() return {delay_ms} end\n" if delay_ms else ""
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f'local f = io.open("{body}"); wrk.body = f:read("*a"); f:close()\n{pacing}'
+    )
+    out = subprocess.run(
+        [
+            *_pin(1),
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    script.unlink()
+
+    def latency(label: str) -> float:
+        value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)\b", out).groups()  # type: ignore[union-attr]
+        return float(value) * UNITS[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, latency("50%"), latency("99%"), int(errors.group(1)) if errors else 0
+
+
+def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as handle:
+        return subprocess.Popen(
+            [*_pin(0), *command], env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def run(model_dir: Path, seconds: int, port: int, workdir: Path) -> dict[str, object]:
+    """All scenarios against the floor and the real service."""
+    one = workdir / "one.json"
+    one.write_text(json.dumps(F.example_reading()))
+    batch = workdir / "batch100.json"
+    batch.write_text(json.dumps({"instances": [F.example_reading()] * 100}))
+    figures: list[Figure] = []
+    env = {**os.environ, "FAULTLINE_MODEL_DIR": str(model_dir), "FAULTLINE_LOG_FORMAT": "json"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    url = f"http://127.0.0.1:{port}"
+
+    floor = _start(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "loadtest.floor_app:app",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env,
+        workdir / "floor.log",
+    )
+    try:
+        _wait_ready(f"{url}/", floor)
+        for connections in (8, 32):
+            rps, p50, p99, errors = _wrk(f"{url}/v1/predict", one, connections, seconds)
+            figures.append(Figure(f"floor: bare ASGI, c={connections}", rps, rps, p50, p99, errors))
+            typer.echo(f"  {figures[-1].scenario}: {rps:,.0f} req/s", err=True)
+    finally:
+        _stop(floor)
+        time.sleep(0.5)
+
+    server = _start(
+        [sys.executable, "-m", "service", "serve", "--port", str(port)], env, workdir / "server.log"
+    )
+    try:
+        startup = _wait_ready(f"{url}/readyz", server)
+        typer.echo(f"  start-up to ready: {startup:.2f} s", err=True)
+        for connections in (8, 32):
+            rps, p50, p99, errors = _wrk(f"{url}/v1/predict", one, connections, seconds)
+            figures.append(Figure(f"single row, c={connections}", rps, rps, p50, p99, errors))
+            typer.echo(f"  {figures[-1].scenario}: {rps:,.0f} req/s, p99 {p99:.2f} ms", err=True)
+        rps, p50, p99, errors = _wrk(f"{url}/v1/predict", batch, 8, seconds)
+        figures.append(Figure("batch of 100, c=8", rps, rps * 100, p50, p99, errors))
+        typer.echo(f"  batch of 100: {rps * 100:,.0f} readings/s", err=True)
+        # ~100 req/s: 4 connections, each pausing 40 ms between requests (wrk's delay hook;
+        # service time is ~1 ms, so the rate is fixed by the pacing, not by the server)
+        rps, p50, p99, errors = _wrk(f"{url}/v1/predict", one, 4, seconds, delay_ms=40)
+        figures.append(Figure("paced ~100 req/s", rps, rps, p50, p99, errors))
+        typer.echo(f"  paced {rps:.0f} req/s: p99 {p99:.2f} ms", err=True)
+        rss = _rss_mb(server.pid)
+    finally:
+        _stop(server)
+    return {
+        "startup_s": round(startup, 3),
+        "rss_mb": round(rss, 1),
+        "figures": [asdict(f) for f in figures],
+        "seconds_per_scenario": seconds,
+        "cpus": os.cpu_count(),
+    }
+
+
+def render(result: dict[str, object]) -> str:
+    lines = [
+        f"{'scenario':32} {'req/s':>10} {'readings/s':>12} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'errors':>6}"
+    ]
+    for f in result["figures"]:  # type: ignore[attr-defined]
+        lines.append(
+            f"{f['scenario']:32} {f['requests_per_s']:>10,.0f} "
+            f"{f['readings_per_s']:>12,.0f} {f['p50_ms']:>8.2f} {f['p99_ms']:>8.2f} "
+            f"{f['errors']:>6}"
+        )
+    lines.append(
+        f"start-up to ready {result['startup_s']} s, resident memory "
+        f"{result['rss_mb']} MB (server pinned to core 0, wrk on core 1)"
+    )
+    return "\n".join(lines)
+
+
+@app.command()
+def main(
+    model_dir: Annotated[Path, typer.Option(help="Bundle or models directory.")] = Path(
+        "artifacts/models"
+    ),
+    seconds: Annotated[int, typer.Option(min=2, help="Duration of each wrk scenario.")] = 10,
+    port: Annotated[int, typer.Option(help="Loopback port to use.")] = 18_765,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Save figures here.")] = None,
+    compare: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(help="Two saved runs: print B/A ratios instead of measuring."),
+    ] = None,
+) -> None:
+    """Measure (or compare) the service's speed and memory."""
+    if compare:
+        a, b = (json.loads(p.read_text()) for p in compare)
+        for fa, fb in zip(a["figures"], b["figures"], strict=True):
+            typer.echo(
+                f"{fa['scenario']:32} req/s x{fb['requests_per_s'] / fa['requests_per_s']:.2f}"
+                f"  p99 x{fb['p99_ms'] / max(fa['p99_ms'], 1e-9):.2f}"
+            )
+        typer.echo(
+            f"start-up x{b['startup_s'] / a['startup_s']:.2f}  rss x{b['rss_mb'] / a['rss_mb']:.2f}"
+        )
+        return
+    if shutil.which("wrk") is None:
+        typer.echo("wrk is not installed: apt-get install wrk", err=True)
+        raise typer.Exit(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run(model_dir, seconds, port, Path(tmp))
+    typer.echo(render(result))
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    app()
