@@ -11,7 +11,7 @@ IMAGE ?= faultline:dev
 # Where no registry is reachable, `service/base-image.sh` builds local/debian:bookworm.
 BASE_IMAGE ?= $(shell docker image inspect local/debian:bookworm >/dev/null 2>&1 && echo local/debian:bookworm || echo python:3.12-slim)
 
-.PHONY: help setup lint test test-fast train serve demo image bench
+.PHONY: help setup lint test test-fast train serve demo image bench dashboards grafana-schema
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,3 +49,9 @@ image: ## Build the service image (trains the default bundle inside the build)
 bench: setup ## Throughput, latency, start-up and memory (server on core 0, wrk on core 1)
 	@if [ -z "$$(ls -A $(MODELS_DIR) 2>/dev/null | grep -v '^\.')" ]; then $(MAKE) --no-print-directory train; fi
 	$(RUN) python -m loadtest.bench --model-dir $(MODELS_DIR) --json results/bench.json
+
+dashboards: setup ## Regenerate grafana/dashboards/*.json from grafana/build.py
+	$(RUN) python grafana/build.py
+
+grafana-schema: ## Generate the dashboard JSON schema from @grafana/schema (npm)
+	cd grafana/schema && npm ci --silent --no-audit --no-fund && npm run -s generate

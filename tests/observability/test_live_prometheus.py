@@ -1,0 +1,175 @@
+"""A real service scraped by a real Prometheus: rules and dashboards have data, drift alerts.
+
+Normal traffic, then drifted traffic; every recording rule and every Service/Model dashboard
+query must return data, the drift alert must be inactive before and pending/firing after the
+drift (real rule evaluation), and Prometheus's counts and latency must agree with what this
+client measured.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from loadtest.stack import Prometheus, Service, prometheus, service
+from service.metrics import LATENCY_BUCKETS
+from tests.conftest import FIXTURE_ROWS, FIXTURE_SEED
+from tests.observability.test_dashboards import dashboards, queries
+from training import data as D
+from training import features as F
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.prometheus,
+    pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed"),
+]
+NORMAL, INVALID_EVERY, DRIFTED = 600, 20, 500
+
+
+class Client:
+    """A keep-alive HTTP client with little overhead, timing each request."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        self.latencies: list[float] = []
+        self.statuses: list[int] = []
+
+    def post(self, body: dict[str, Any]) -> None:
+        payload = json.dumps(body)
+        started = time.perf_counter()
+        self.connection.request(
+            "POST", "/v1/predict", payload, {"Content-Type": "application/json"}
+        )
+        response = self.connection.getresponse()
+        response.read()
+        self.latencies.append(time.perf_counter() - started)
+        self.statuses.append(response.status)
+
+
+@pytest.fixture(scope="module")
+def stack(
+    bundle_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Service, Prometheus]]:
+    work = tmp_path_factory.mktemp("live")
+    with (
+        service(
+            bundle_path,
+            work / "service.log",
+            FAULTLINE_DRIFT_WINDOW="300",
+            FAULTLINE_DRIFT_MIN_READINGS="50",
+            FAULTLINE_DRIFT_UPDATE_SECONDS="0.2",
+        ) as running,
+        prometheus(work / "prometheus", [(running.url, {"track": "stable"})]) as prom,
+    ):
+        yield running, prom
+
+
+def _sample(rows: int, seed: int) -> list[dict[str, Any]]:
+    """Readings drawn at random from the bundle's training data. Temperatures are random walks:
+    consecutive rows, or another seed's realization, would rightly look drifted."""
+    frame = D.generate(FIXTURE_ROWS, FIXTURE_SEED)[list(F.FEATURE_NAMES)]
+    return frame.sample(rows, random_state=seed).to_dict(orient="records")  # type: ignore[no-any-return]
+
+
+def _send_normal(client: Client) -> None:
+    readings = _sample(NORMAL, 5)
+    for i, reading in enumerate(readings):
+        if i % INVALID_EVERY == 0:
+            client.post({**reading, F.TORQUE.name: -5.0})  # out of range: 422
+        else:
+            client.post(reading)
+
+
+def _bucket_index(seconds: float) -> int:
+    return int(np.searchsorted(LATENCY_BUCKETS, seconds, side="left"))
+
+
+def test_rules_dashboards_and_drift_alert_through_real_evaluation(
+    stack: tuple[Service, Prometheus],
+) -> None:
+    running, prom = stack
+    client = Client(running.url)
+    _send_normal(client)
+    sent = len(client.statuses)
+    invalid = sum(1 for s in client.statuses if s == 422)
+    assert invalid == NORMAL // INVALID_EVERY and client.statuses.count(200) == sent - invalid
+
+    # counts agree exactly once the last scrape is in
+    handler = 'handler="/v1/predict"'
+    prom.wait_for(f"sum(http_requests_total{{{handler}}})", lambda v: v == sent)
+    assert prom.value(f'sum(http_requests_total{{{handler}, status="422"}})') == invalid
+    assert prom.value("sum(faultline_predictions_total)") == sent - invalid
+
+    # latency: Prometheus's median is within the histogram's resolution of the client's
+    client_p50 = float(np.median(client.latencies))
+    prom_p50 = prom.value(
+        f"histogram_quantile(0.5, sum by (le) (http_request_duration_seconds_bucket{{{handler}}}))"
+    )
+    assert prom_p50 is not None
+    assert abs(_bucket_index(prom_p50) - _bucket_index(client_p50)) <= 1, (prom_p50, client_p50)
+    assert prom_p50 <= client_p50 + 0.001  # the server's view cannot be much slower
+
+    # every recording rule has data (rules evaluate every second)
+    recording = yaml.safe_load((ROOT / "prometheus/rules/faultline-recording.yml").read_text())
+    names = [r["record"] for g in recording["groups"] for r in g["rules"]]
+    deadline = time.monotonic() + 30
+    missing = names
+    while missing and time.monotonic() < deadline:
+        missing = [name for name in names if not prom.query(name)]
+        time.sleep(1)
+    assert not missing, f"recording rules without data: {missing}"
+
+    # every Service and Model dashboard query has data
+    empty = [
+        f"{board}: {title}: {expr}"
+        for board in ("faultline-service.json", "faultline-model.json")
+        for title, expr in queries(dashboards()[board])
+        if not prom.query(expr)
+    ]
+    assert not empty, "\n".join(empty)
+
+    drift_alerts = [a for a in prom.alerts() if a["labels"]["alertname"] == "FaultlineInputDrift"]
+    assert drift_alerts == []
+    calm = prom.value(f'max(faultline_feature_drift_psi{{feature="{F.TORQUE.name}"}})')
+    assert calm is not None and calm < 0.25
+
+    # drifted traffic: torque shifted by 25 Nm
+    drifted = _sample(DRIFTED, 6)
+    for reading in drifted:
+        client.post({**reading, F.TORQUE.name: float(reading[F.TORQUE.name]) + 25.0})
+    prom.wait_for(
+        f'faultline:feature_drift_psi:max{{feature="{F.TORQUE.name}"}}', lambda v: v > 0.25
+    )
+    deadline = time.monotonic() + 30
+    active: list[dict[str, Any]] = []
+    while not active and time.monotonic() < deadline:
+        active = [
+            a
+            for a in prom.alerts()
+            if a["labels"]["alertname"] == "FaultlineInputDrift"
+            and a["labels"].get("feature") == F.TORQUE.name
+        ]
+        time.sleep(1)
+    assert active and active[0]["state"] in {"pending", "firing"}
+    assert (
+        active[0]["labels"]["model_version"]
+        == json.loads(http_get(running.url, "/v1/model"))["version"]
+    )
+
+
+def http_get(url: str, path: str) -> str:
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.request("GET", path)
+    return connection.getresponse().read().decode()
