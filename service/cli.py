@@ -63,6 +63,58 @@ def serve(
     )
 
 
+canary = typer.Typer(help="Judge a canary against stable from Prometheus.", no_args_is_help=True)
+app.add_typer(canary, name="canary")
+
+
+@canary.command("analyze")
+def canary_analyze(
+    prometheus: Annotated[str, typer.Option(help="Prometheus base URL.")],
+    selector: Annotated[
+        str, typer.Option(help="Label matchers selecting the service's series.")
+    ] = 'job=~".*faultline.*"',
+    window: Annotated[str, typer.Option(help="Range the checks look back over.")] = "5m",
+    definition: Annotated[
+        Path | None, typer.Option(help="Checks file (default: prometheus/canary-analysis.yml).")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the outcome.")] = None,
+) -> None:
+    """Print a per-check table; exit 0 to promote, 1 to roll back, 2 when inconclusive."""
+    import json
+
+    import httpx
+
+    from service.canary import DEFINITION, EXIT_CODES, analyze, load_checks, render_table
+
+    checks = load_checks(definition or DEFINITION)
+    try:
+        verdict, outcomes = analyze(prometheus, selector, window, checks)
+    except (httpx.HTTPError, ValueError) as exc:
+        typer.echo(f"canary analysis failed: {exc}", err=True)
+        raise typer.Exit(EXIT_CODES["inconclusive"]) from exc
+    typer.echo(render_table(verdict, outcomes))
+    if json_out:
+        json_out.write_text(
+            json.dumps(
+                {
+                    "verdict": verdict,
+                    "checks": [
+                        {
+                            "name": o.check.name,
+                            "kind": o.check.kind,
+                            "value": o.value,
+                            "condition": o.check.condition,
+                            "result": o.result,
+                        }
+                        for o in outcomes
+                    ],
+                },
+                indent=2,
+            )
+        )
+    raise typer.Exit(EXIT_CODES[verdict])
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
