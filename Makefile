@@ -11,7 +11,7 @@ IMAGE ?= faultline:dev
 # Where no registry is reachable, `service/base-image.sh` builds local/debian:bookworm.
 BASE_IMAGE ?= $(shell docker image inspect local/debian:bookworm >/dev/null 2>&1 && echo local/debian:bookworm || echo python:3.12-slim)
 
-.PHONY: help setup lint test test-fast train serve demo image bench dashboards grafana-schema
+.PHONY: help setup lint test test-fast train serve demo loadtest image bench dashboards grafana-schema
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,9 +34,13 @@ test-fast: setup ## Only the fast tiers (no training, no processes)
 train: setup ## Train on $(ROWS) synthetic rows (or DATA=path.csv) into $(MODELS_DIR)
 	$(RUN) python -m training train --rows $(ROWS) --models-dir $(MODELS_DIR) $(if $(DATA),--data $(DATA))
 
-demo: setup ## The main job: train if needed and print the evaluation summary
-	@if [ -z "$$(ls -A $(MODELS_DIR) 2>/dev/null | grep -v '^\.')" ]; then $(MAKE) --no-print-directory train; fi
-	$(RUN) python -m training evaluate --bundle $(MODELS_DIR)
+demo: setup ## The main job: train if needed, serve, Prometheus, a minute of Locust, a summary
+	$(RUN) python -m loadtest.demo --models-dir $(MODELS_DIR)
+
+HOST ?= http://127.0.0.1:8000
+SCENARIO ?= steady
+loadtest: setup ## Locust against HOST (SCENARIO=steady|ramp|spike), gated on the SLOs
+	$(RUN) locust --config loadtest/locust.conf -H $(HOST) --scenario $(SCENARIO)
 
 serve: setup ## Serve the newest local bundle on 127.0.0.1:8000
 	$(RUN) faultline serve --model-dir $(MODELS_DIR)

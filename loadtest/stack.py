@@ -187,6 +187,7 @@ def prometheus(
     binary = shutil.which("prometheus")
     if binary is None:
         raise FileNotFoundError("prometheus is not on PATH (Debian: apt-get install prometheus)")
+    workdir = workdir.resolve()  # file_sd paths resolve against the config file's folder
     workdir.mkdir(parents=True, exist_ok=True)
     config = write_config(workdir, targets, interval_s)
     port = free_port()

@@ -1,0 +1,224 @@
+"""`make demo`: the main job on one machine.
+
+Train if there is no bundle; start the service and Prometheus (with the project's rules); run
+the steady Locust scenario with progress; print a summary from Locust and from Prometheus
+(throughput, errors, latency, predicted failure share, largest drift, alerts); leave the HTML
+report; stop everything it started (or keep it running with --keep).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loadtest.stack import ROOT, Prometheus, prometheus, service
+from training.bundle import newest_bundle
+
+app = typer.Typer(add_completion=False, help=__doc__)
+console = Console()
+
+
+def _ensure_bundle(models_dir: Path, rows: int) -> Path:
+    bundle = newest_bundle(models_dir)
+    if bundle is None:
+        console.rule("no bundle yet: training one")
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "training",
+                "train",
+                "--rows",
+                str(rows),
+                "--models-dir",
+                str(models_dir),
+            ],
+            check=True,
+            cwd=ROOT,
+        )
+        bundle = newest_bundle(models_dir)
+    assert bundle is not None
+    return bundle
+
+
+@contextlib.contextmanager
+def _maybe_prometheus(workdir: Path, url: str) -> Iterator[Prometheus | None]:
+    if shutil.which("prometheus") is None:
+        console.print(
+            "[yellow]prometheus is not on PATH: running without it "
+            "(Debian/Ubuntu: sudo apt-get install prometheus)[/yellow]"
+        )
+        yield None
+        return
+    with prometheus(workdir, [(url, {"track": "stable"})], interval_s=2.0) as prom:
+        yield prom
+
+
+def _locust(url: str, seconds: int, users: int, seed: int, out: Path) -> int:
+    """Run the steady scenario, printing a progress line every 5 s; Locust's exit code."""
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "--config",
+        "loadtest/locust.conf",
+        "-H",
+        url,
+        "--scenario",
+        "steady",
+        "--scenario-seconds",
+        str(seconds),
+        "--peak-users",
+        str(users),
+        "--payload-seed",
+        str(seed),
+        "--csv",
+        str(out / "locust"),
+        "--html",
+        str(out / "locust.html"),
+        "--summary-json",
+        str(out / "locust.json"),
+    ]
+    with (out / "locust.log").open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        started = time.monotonic()
+        with console.status("") as status:
+            while process.poll() is None:
+                elapsed = time.monotonic() - started
+                status.update(f"steady load: {users} users, {elapsed:.0f}/{seconds} s")
+                time.sleep(0.5)
+    return int(process.returncode)
+
+
+def _prometheus_figures(prom: Prometheus, seconds: int) -> dict[str, Any]:
+    """What Prometheus computed over the run."""
+    window = f"{seconds}s"
+    sel = 'handler="/v1/predict"'
+
+    def value(expr: str) -> float | None:
+        return prom.value(expr)
+
+    def quantile(q: float) -> float | None:
+        return value(
+            f"histogram_quantile({q}, sum by (le) "
+            f"(increase(http_request_duration_seconds_bucket{{{sel}}}[{window}])))"
+        )
+
+    drift = prom.query("topk(1, faultline_feature_drift_psi)")
+    return {
+        "requests_per_s": value(f"sum(rate(http_requests_total{{{sel}}}[{window}]))"),
+        "error_ratio": value(
+            f'sum(increase(http_requests_total{{{sel}, status=~"5.."}}[{window}])) '
+            f"/ sum(increase(http_requests_total{{{sel}}}[{window}])) or vector(0)"
+        ),
+        "p50_ms": _ms(quantile(0.5)),
+        "p95_ms": _ms(quantile(0.95)),
+        "p99_ms": _ms(quantile(0.99)),
+        "failure_share": value(
+            f'sum(increase(faultline_predictions_total{{outcome="failure"}}[{window}])) '
+            f"/ sum(increase(faultline_predictions_total[{window}]))"
+        ),
+        "largest_drift": (drift[0]["metric"].get("feature"), float(drift[0]["value"][1]))
+        if drift
+        else None,
+        "alerts": sorted(f"{a['labels']['alertname']} ({a['state']})" for a in prom.alerts()),
+    }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
+def _fmt(value: Any, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def _summary(bundle: Path, locust: dict[str, Any], prom: dict[str, Any] | None, out: Path) -> None:
+    table = Table(title=f"Faultline demo: model {bundle.name}")
+    table.add_column("figure")
+    table.add_column("Locust (client)", justify="right")
+    table.add_column("Prometheus (server)", justify="right")
+    p = prom or {}
+    table.add_row(
+        "throughput",
+        _fmt(locust.get("requests_per_s"), "{:,.1f} req/s"),
+        _fmt(p.get("requests_per_s"), "{:,.1f} req/s"),
+    )
+    table.add_row(
+        "error ratio",
+        _fmt(locust.get("failure_ratio"), "{:.3%}"),
+        _fmt(p.get("error_ratio"), "{:.3%}"),
+    )
+    for q in ("p50", "p95", "p99"):
+        table.add_row(
+            f"{q} latency",
+            _fmt(locust.get(f"{q}_ms"), "{:.1f} ms"),
+            _fmt(p.get(f"{q}_ms"), "{:.1f} ms"),
+        )
+    table.add_row("predicted failure share", "", _fmt(p.get("failure_share"), "{:.2%}"))
+    drift = p.get("largest_drift")
+    table.add_row("largest feature drift (PSI)", "", f"{drift[0]} {drift[1]:.3f}" if drift else "-")
+    table.add_row("alerts", "", ", ".join(p.get("alerts", [])) or ("none" if prom else "-"))
+    table.add_row("SLO gate", f"{locust.get('gate', '-')}", "")
+    console.print(table)
+    if locust.get("violations"):
+        console.print(f"SLO gate: {'; '.join(locust['violations'])}")
+    console.print(f"HTML report: {out / 'locust.html'}   logs: {out}")
+
+
+@app.command()
+def main(
+    models_dir: Annotated[Path, typer.Option(help="Where bundles live.")] = Path(
+        "artifacts/models"
+    ),
+    seconds: Annotated[int, typer.Option(min=5, help="Length of the steady load.")] = 60,
+    users: Annotated[int, typer.Option(min=1, help="Locust users (10 req/s each).")] = 10,
+    rows: Annotated[int, typer.Option(help="Synthetic rows if a bundle must be trained.")] = 10_000,
+    out: Annotated[Path, typer.Option(help="Reports and logs.")] = Path("results/demo"),
+    keep: Annotated[bool, typer.Option(help="Keep the stack running afterwards.")] = False,
+) -> None:
+    """Train if needed, serve, scrape, load, summarize, stop."""
+    out.mkdir(parents=True, exist_ok=True)
+    bundle = _ensure_bundle(models_dir, rows)
+    meta = json.loads((bundle / "metadata.json").read_text())
+    seed = int(meta["params"]["seed"])  # readings from the training distribution (no drift)
+    console.rule(f"serving {bundle.name}")
+    with (
+        service(bundle, out / "service.log") as svc,
+        _maybe_prometheus(out / "prometheus", svc.url) as prom,
+    ):
+        console.print(
+            f"service {svc.url} (ready in {svc.startup_s:.1f} s)"
+            + (f", prometheus {prom.url}" if prom else "")
+        )
+        code = _locust(svc.url, seconds, users, seed, out)
+        summary_file = out / "locust.json"
+        if not summary_file.is_file():
+            console.print(f"[red]Locust failed (exit {code}); see {out / 'locust.log'}[/red]")
+            raise typer.Exit(1)
+        locust = json.loads(summary_file.read_text())
+        figures = None
+        if prom:
+            time.sleep(5)  # two scrapes and a rule evaluation after the last request
+            figures = _prometheus_figures(prom, seconds)
+        _summary(bundle, locust, figures, out)
+        if keep:
+            console.print("stack running; Ctrl-C stops it")
+            with contextlib.suppress(KeyboardInterrupt):
+                while svc.process.poll() is None:
+                    time.sleep(1)
+
+
+if __name__ == "__main__":
+    app()
