@@ -1,0 +1,215 @@
+{{/* Chart name (nameOverride wins). */}}
+{{- define "faultline.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Fully qualified app name: release-name, unless the release is already named after the chart. */}}
+{{- define "faultline.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "faultline.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Common labels (Kubernetes recommended labels). */}}
+{{- define "faultline.labels" -}}
+helm.sh/chart: {{ include "faultline.chart" . }}
+{{ include "faultline.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: faultline
+{{- end }}
+
+{{/* Selector labels: minimal, never the chart version. */}}
+{{- define "faultline.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "faultline.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "faultline.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "faultline.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Grace period: preStop + drain + margin, unless set; refuse one that cannot drain. */}}
+{{- define "faultline.gracePeriod" -}}
+{{- $needed := add .Values.lifecycle.preStopSeconds .Values.service.drainSeconds }}
+{{- $grace := .Values.lifecycle.terminationGracePeriodSeconds | default (add $needed 10) }}
+{{- if le (int $grace) (int $needed) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSeconds + drainSeconds (%d)" (int $grace) (int $needed)) }}
+{{- end }}
+{{- $grace }}
+{{- end }}
+
+{{/* Image reference for a track (tag defaults to the chart's appVersion). */}}
+{{- define "faultline.image" -}}
+{{- $image := .image }}
+{{- printf "%s:%s" $image.repository (default .root.Chart.AppVersion $image.tag) }}
+{{- end }}
+
+{{/*
+Pod template shared by the stable and canary Deployments and the Argo Rollout.
+Call with (dict "root" $ "track" "stable"|"canary" "image" <image values> "modelVersion" <string>).
+*/}}
+{{- define "faultline.podTemplate" -}}
+{{- $root := .root }}
+{{- $values := $root.Values }}
+metadata:
+  labels:
+    {{- include "faultline.selectorLabels" $root | nindent 4 }}
+    {{- if .track }}
+    track: {{ .track }}
+    {{- end }}
+    model-bundle: {{ .modelVersion | quote }}
+    {{- with $values.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  annotations:
+    kubectl.kubernetes.io/default-container: faultline
+    {{- with $values.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  serviceAccountName: {{ include "faultline.serviceAccountName" $root }}
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: {{ include "faultline.gracePeriod" $root }}
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 10001
+    runAsGroup: 10001
+    fsGroup: 10001
+    seccompProfile:
+      type: RuntimeDefault
+  {{- with $values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- if eq $values.bundle.source "initContainer" }}
+  initContainers:
+    - name: fetch-bundle
+      image: {{ $values.bundle.initContainer.image }}
+      imagePullPolicy: {{ $values.image.pullPolicy }}
+      command: {{ toJson $values.bundle.initContainer.command }}
+      securityContext:
+        allowPrivilegeEscalation: false
+        readOnlyRootFilesystem: true
+        runAsNonRoot: true
+        capabilities:
+          drop: [ALL]
+      resources:
+        {{- toYaml $values.resources | nindent 8 }}
+      volumeMounts:
+        - name: bundle
+          mountPath: /models
+  {{- end }}
+  containers:
+    - name: faultline
+      image: {{ include "faultline.image" (dict "root" $root "image" .image) }}
+      imagePullPolicy: {{ .image.pullPolicy | default $values.image.pullPolicy }}
+      args: ["python3", "-m", "service", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "{{ $values.service.workers }}"]
+      ports:
+        - name: http
+          containerPort: 8000
+          protocol: TCP
+      env:
+        - name: FAULTLINE_MODEL_DIR
+          value: /models
+        - name: FAULTLINE_DRAIN_SECONDS
+          value: {{ $values.service.drainSeconds | quote }}
+        - name: FAULTLINE_LOG_FORMAT
+          value: json
+        - name: FAULTLINE_LOG_LEVEL
+          value: {{ $values.service.logLevel | quote }}
+        - name: FAULTLINE_MAX_BATCH
+          value: {{ $values.service.maxBatch | quote }}
+        - name: FAULTLINE_PREDICTION_LOG_SAMPLE_RATE
+          value: {{ $values.service.predictionLogSampleRate | quote }}
+        - name: FAULTLINE_DRIFT_WINDOW
+          value: {{ $values.service.driftWindow | quote }}
+        {{- if gt (int $values.service.workers) 1 }}
+        - name: PROMETHEUS_MULTIPROC_DIR  # counters shared by the worker processes
+          value: /tmp/metrics
+        {{- end }}
+        {{- with $values.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      startupProbe:
+        httpGet: {path: /readyz, port: http}
+        periodSeconds: 2
+        failureThreshold: 30
+      readinessProbe:
+        httpGet: {path: /readyz, port: http}
+        periodSeconds: 5
+        failureThreshold: 2
+      livenessProbe:
+        httpGet: {path: /healthz, port: http}
+        periodSeconds: 10
+        failureThreshold: 3
+      lifecycle:
+        preStop:
+          exec:
+            # keep serving while endpoints and load balancers stop sending new requests
+            command: ["sleep", "{{ $values.lifecycle.preStopSeconds }}"]
+      resources:
+        {{- toYaml $values.resources | nindent 8 }}
+      securityContext:
+        allowPrivilegeEscalation: false
+        readOnlyRootFilesystem: true
+        runAsNonRoot: true
+        capabilities:
+          drop: [ALL]
+      volumeMounts:
+        - name: tmp
+          mountPath: /tmp
+        {{- if ne $values.bundle.source "image" }}
+        - name: bundle
+          mountPath: /models
+          readOnly: true
+        {{- end }}
+  volumes:
+    - name: tmp
+      emptyDir:
+        sizeLimit: 64Mi
+    {{- if eq $values.bundle.source "volume" }}
+    - name: bundle
+      persistentVolumeClaim:
+        claimName: {{ required "bundle.volume.claimName is required when bundle.source=volume" $values.bundle.volume.claimName }}
+        readOnly: true
+    {{- else if eq $values.bundle.source "initContainer" }}
+    - name: bundle
+      emptyDir:
+        sizeLimit: 256Mi
+    {{- end }}
+  topologySpreadConstraints:
+    - maxSkew: 1
+      topologyKey: kubernetes.io/hostname
+      whenUnsatisfiable: ScheduleAnyway
+      labelSelector:
+        matchLabels:
+          {{- include "faultline.selectorLabels" $root | nindent 10 }}
+  {{- with $values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $values.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}

@@ -1,0 +1,297 @@
+"""The Helm chart, rendered by the real Helm SDK: lint, Kubernetes schemas, and real properties."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+helm = pytest.importorskip("helm_python")
+kubernetes_validate = pytest.importorskip("kubernetes_validate")
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "faultline"
+VALUES_FILES = sorted((CHART / "ci").glob("*-values.yaml"))
+# The range the chart supports (Chart.yaml kubeVersion >= 1.28): oldest and newest checked.
+KUBE_VERSIONS = ("1.28.0", "1.34.0")
+NAMESPACE = "ml"
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "Rollout", "AnalysisTemplate"}
+pytestmark = pytest.mark.k8s
+
+
+def values_of(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def render(values: dict[str, Any], tests: bool = False) -> list[dict[str, Any]]:
+    """Rendered objects (NOTES.txt left out; helm test pods only when asked)."""
+    with helm.Chart.load(str(CHART)) as chart:
+        files = chart.render(values=values, name="faultline", namespace=NAMESPACE, is_install=True)
+    objects = []
+    for path, text in sorted(files.items()):
+        if path.endswith("NOTES.txt") or ("/tests/" in path) != tests:
+            continue
+        objects += [doc for doc in yaml.safe_load_all(text) if doc]
+    return objects
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def pod_specs(objects: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(pod metadata, pod spec) of every workload and pod."""
+    specs = []
+    for o in objects:
+        if o["kind"] in ("Deployment", "Rollout"):
+            specs.append((o["spec"]["template"]["metadata"], o["spec"]["template"]["spec"]))
+        elif o["kind"] == "Pod":
+            specs.append((o["metadata"], o["spec"]))
+    return specs
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+@pytest.fixture(scope="module", params=VALUES_FILES, ids=lambda p: p.name)
+def rendered(request: pytest.FixtureRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    values = values_of(request.param)
+    return values, render(values) + render(values, tests=True)
+
+
+@pytest.mark.parametrize("kube", KUBE_VERSIONS)
+@pytest.mark.parametrize("values_file", VALUES_FILES, ids=lambda p: p.name)
+def test_lint_strict(values_file: Path, kube: str) -> None:
+    result = helm.lint(
+        str(CHART), values=values_of(values_file), strict=True, kube_version=f"v{kube}"
+    )
+    problems = [m for m in result.get("messages", []) if m.get("severity", 0) >= 2]
+    assert not result.get("errors") and not problems, (result.get("errors"), problems)
+
+
+@pytest.mark.parametrize("kube", KUBE_VERSIONS)
+def test_builtin_objects_pass_strict_kubernetes_schemas(
+    rendered: tuple[dict[str, Any], list[dict[str, Any]]], kube: str
+) -> None:
+    _, objects = rendered
+    for obj in objects:
+        if obj["kind"] in CUSTOM_KINDS:
+            continue
+        kubernetes_validate.validate(obj, kube, strict=True)
+
+
+def test_selectors_match_pod_labels(rendered: tuple[dict[str, Any], list[dict[str, Any]]]) -> None:
+    _, objects = rendered
+    workloads = by_kind(objects, "Deployment") + by_kind(objects, "Rollout")
+    pod_labels = [w["spec"]["template"]["metadata"]["labels"] for w in workloads]
+    for w in workloads:
+        assert selects(
+            w["spec"]["selector"]["matchLabels"], w["spec"]["template"]["metadata"]["labels"]
+        )
+        assert "helm.sh/chart" not in w["spec"]["selector"]["matchLabels"]
+    for service in by_kind(objects, "Service"):
+        assert any(selects(service["spec"]["selector"], labels) for labels in pod_labels)
+    for pdb in by_kind(objects, "PodDisruptionBudget"):
+        assert all(selects(pdb["spec"]["selector"]["matchLabels"], labels) for labels in pod_labels)
+    for policy in by_kind(objects, "NetworkPolicy"):
+        assert all(
+            selects(policy["spec"]["podSelector"]["matchLabels"], labels) for labels in pod_labels
+        )
+    for monitor in by_kind(objects, "ServiceMonitor"):
+        services = [
+            s
+            for s in by_kind(objects, "Service")
+            if selects(monitor["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])
+        ]
+        assert services
+        assert monitor["spec"]["podTargetLabels"] == ["track", "model-bundle"]
+        assert all(
+            "track" in labels or w["kind"] == "Rollout"
+            for labels, w in zip(pod_labels, workloads, strict=True)
+        )
+
+
+def test_ports_agree(rendered: tuple[dict[str, Any], list[dict[str, Any]]]) -> None:
+    _, objects = rendered
+    for _, spec in pod_specs(objects):
+        main = [c for c in spec["containers"] if c["name"] == "faultline"]
+        for container in main:
+            assert container["ports"] == [
+                {"name": "http", "containerPort": 8000, "protocol": "TCP"}
+            ]
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert container[probe]["httpGet"]["port"] == "http"
+    for service in by_kind(objects, "Service"):
+        assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+    for policy in by_kind(objects, "NetworkPolicy"):
+        assert policy["spec"]["ingress"][0]["ports"] == [{"port": "http", "protocol": "TCP"}]
+    for monitor in by_kind(objects, "ServiceMonitor"):
+        names = {p["name"] for s in by_kind(objects, "Service") for p in s["spec"]["ports"]}
+        assert {e["port"] for e in monitor["spec"]["endpoints"]} <= names
+
+
+def test_grace_period_covers_prestop_and_drain(
+    rendered: tuple[dict[str, Any], list[dict[str, Any]]],
+) -> None:
+    _, objects = rendered
+    for metadata, spec in pod_specs(objects):
+        if metadata["labels"].get("app.kubernetes.io/component") == "helm-test":
+            continue
+        container = next(c for c in spec["containers"] if c["name"] == "faultline")
+        pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
+        env = {e["name"]: e["value"] for e in container["env"]}
+        drain = float(env["FAULTLINE_DRAIN_SECONDS"])
+        assert pre_stop + drain < spec["terminationGracePeriodSeconds"]
+
+
+def test_restricted_pod_security(rendered: tuple[dict[str, Any], list[dict[str, Any]]]) -> None:
+    """The Pod Security Standards 'restricted' profile, checked on every pod spec."""
+    _, objects = rendered
+    for _, spec in pod_specs(objects):
+        assert spec["automountServiceAccountToken"] is False
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        assert not any(spec.get(k) for k in ("hostNetwork", "hostPID", "hostIPC"))
+        assert not any("hostPath" in v for v in spec.get("volumes", []))
+        for container in spec["containers"] + spec.get("initContainers", []):
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"]["drop"] == ["ALL"]
+            assert not context.get("capabilities", {}).get("add")
+            assert not context.get("privileged")
+            assert context["readOnlyRootFilesystem"] is True
+            assert container["resources"]["limits"]
+
+
+def test_optional_features_are_off_by_default() -> None:
+    kinds = {o["kind"] for o in render({})}
+    assert kinds == {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"}
+    [deployment] = by_kind(render({}), "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+
+
+def test_hpa_renders_only_when_enabled_and_then_owns_replicas() -> None:
+    objects = render(values_of(CHART / "ci" / "hpa-values.yaml"))
+    [hpa] = by_kind(objects, "HorizontalPodAutoscaler")
+    [deployment] = by_kind(objects, "Deployment")
+    assert "replicas" not in deployment["spec"]
+    assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 60
+    assert {m["type"] for m in hpa["spec"]["metrics"]} == {"Resource", "Pods"}
+    assert not by_kind(render({}), "HorizontalPodAutoscaler")
+
+
+def test_canary_tracks_share_the_service() -> None:
+    objects = render(values_of(CHART / "ci" / "canary-values.yaml"))
+    deployments = {
+        d["spec"]["template"]["metadata"]["labels"]["track"]: d
+        for d in by_kind(objects, "Deployment")
+    }
+    assert set(deployments) == {"stable", "canary"}
+    assert (
+        deployments["canary"]["spec"]["template"]["spec"]["containers"][0]["image"]
+        == "faultline:next"
+    )
+    [service] = by_kind(objects, "Service")
+    assert "track" not in service["spec"]["selector"]
+    for deployment in deployments.values():
+        assert selects(
+            service["spec"]["selector"], deployment["spec"]["template"]["metadata"]["labels"]
+        )
+    stable, canary = (
+        deployments[t]["spec"]["selector"]["matchLabels"] for t in ("stable", "canary")
+    )
+    assert stable != canary
+
+
+def test_ingress_canary_weight_routes_to_canary_pods_only() -> None:
+    objects = render(values_of(CHART / "ci" / "canary-ingress-values.yaml"))
+    services = {s["metadata"]["name"]: s for s in by_kind(objects, "Service")}
+    assert services["faultline"]["spec"]["selector"]["track"] == "stable"
+    assert services["faultline-canary"]["spec"]["selector"]["track"] == "canary"
+    canary_ingress = next(
+        i for i in by_kind(objects, "Ingress") if i["metadata"]["name"].endswith("-canary")
+    )
+    annotations = canary_ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/canary"] == "true"
+    assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == "20"
+
+
+def test_rollout_and_analysis_template_come_from_the_canary_definition() -> None:
+    objects = render(values_of(CHART / "ci" / "rollout-values.yaml"))
+    assert not by_kind(objects, "Deployment")
+    [rollout] = by_kind(objects, "Rollout")
+    canary = rollout["spec"]["strategy"]["canary"]
+    assert canary["canaryMetadata"]["labels"] == {"track": "canary"}
+    assert any("analysis" in step for step in canary["steps"])
+    [template] = by_kind(objects, "AnalysisTemplate")
+    checks = yaml.safe_load((ROOT / "prometheus" / "canary-analysis.yml").read_text())["checks"]
+    metrics = {m["name"]: m for m in template["spec"]["metrics"]}
+    assert list(metrics) == [c["name"] for c in checks]
+    for check in checks:
+        query = metrics[check["name"]]["provider"]["prometheus"]["query"]
+        assert 'job="faultline", namespace="ml"' in query or "$SELECTOR" not in check["query"]
+        assert "$" not in query.replace("{{args.window}}", "")
+        assert metrics[check["name"]]["successCondition"] == f"result[0] {check['condition']}"
+    [hpa] = by_kind(objects, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["kind"] == "Rollout"
+
+
+def test_embedded_rules_and_dashboards_are_identical_to_their_sources() -> None:
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "helm" / "sync_chart_files.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout
+    objects = render(values_of(CHART / "ci" / "monitoring-values.yaml"))
+    [rule] = by_kind(objects, "PrometheusRule")
+    sources = [
+        yaml.safe_load(p.read_text()) for p in sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
+    ]
+    assert rule["spec"]["groups"] == [g for s in sources for g in s["groups"]]
+    maps = by_kind(objects, "ConfigMap")
+    dashboards = {
+        p.name: json.loads(p.read_text()) for p in (ROOT / "grafana" / "dashboards").glob("*.json")
+    }
+    embedded = {name: json.loads(text) for m in maps for name, text in m["data"].items()}
+    assert embedded == dashboards
+    assert all(m["metadata"]["labels"]["grafana_dashboard"] == "1" for m in maps)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"replicaCont": 3},
+        {"replicaCount": "three"},
+        {"service": {"prot": 80}},
+        {"canary": {"trafficSplit": "dns"}},
+    ],
+    ids=["misspelled key", "wrong type", "nested typo", "bad enum"],
+)
+def test_schema_rejects_bad_values(bad: dict[str, Any]) -> None:
+    with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmValuesError):
+        chart.validate_schema(bad)
+
+
+def test_refuses_a_grace_period_that_cannot_drain() -> None:
+    with pytest.raises(helm.HelmError, match="must exceed"):
+        render({"lifecycle": {"terminationGracePeriodSeconds": 10}})
+
+
+def test_refuses_canary_and_rollout_together() -> None:
+    with pytest.raises(helm.HelmError, match="alternatives"):
+        render({"canary": {"enabled": True}, "rollout": {"enabled": True}})
+
+
+def test_helm_test_pod_checks_readiness_and_a_prediction() -> None:
+    [pod] = by_kind(render({}, tests=True), "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    script = pod["spec"]["containers"][0]["command"][-1]
+    assert "/readyz" in script and "/v1/predict" in script and "failure_probability" in script
