@@ -11,7 +11,7 @@ IMAGE ?= faultline:dev
 # Where no registry is reachable, `service/base-image.sh` builds local/debian:bookworm.
 BASE_IMAGE ?= $(shell docker image inspect local/debian:bookworm >/dev/null 2>&1 && echo local/debian:bookworm || echo python:3.12-slim)
 
-.PHONY: help setup lint test test-fast train serve demo loadtest image bench dashboards grafana-schema
+.PHONY: help setup lint test test-fast train serve demo loadtest image bench dashboards grafana-schema chart-files k8s-manifests
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -59,3 +59,9 @@ dashboards: setup ## Regenerate grafana/dashboards/*.json from grafana/build.py
 
 grafana-schema: ## Generate the dashboard JSON schema from @grafana/schema (npm)
 	cd grafana/schema && npm ci --silent --no-audit --no-fund && npm run -s generate
+
+chart-files: setup ## Copy rules, dashboards and canary checks into the Helm chart
+	$(RUN) python helm/sync_chart_files.py
+
+k8s-manifests: setup ## Regenerate k8s/base and k8s/components from the Helm chart
+	$(RUN) python k8s/render.py

@@ -57,7 +57,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* Image reference for a track (tag defaults to the chart's appVersion). */}}
 {{- define "faultline.image" -}}
 {{- $image := .image }}
+{{- if $image.digest }}
+{{- printf "%s@%s" $image.repository $image.digest }}
+{{- else }}
 {{- printf "%s:%s" $image.repository (default .root.Chart.AppVersion $image.tag) }}
+{{- end }}
 {{- end }}
 
 {{/*
