@@ -11,7 +11,7 @@ IMAGE ?= faultline:dev
 # Where no registry is reachable, `service/base-image.sh` builds local/debian:bookworm.
 BASE_IMAGE ?= $(shell docker image inspect local/debian:bookworm >/dev/null 2>&1 && echo local/debian:bookworm || echo python:3.12-slim)
 
-.PHONY: help setup lint test test-fast train serve demo loadtest image bench dashboards grafana-schema chart-files k8s-manifests
+.PHONY: help setup lint test test-fast train serve demo loadtest image smoke bench dashboards grafana-schema chart-files k8s-manifests kind-up kind-load deploy canary promote rollback kind-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -48,7 +48,11 @@ serve: setup ## Serve the newest local bundle on 127.0.0.1:8000
 image: ## Build the service image (trains the default bundle inside the build)
 	@mkdir -p .certs && cp /usr/local/share/ca-certificates/*.crt .certs/ 2>/dev/null || true
 	docker build -f service/Dockerfile -t $(IMAGE) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
-	  --build-arg GIT_COMMIT=$$(git rev-parse HEAD 2>/dev/null || echo unknown) .
+	  --build-arg GIT_COMMIT=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
+	  --build-arg TRAIN_ARGS="$(TRAIN_ARGS)" .
+
+smoke: ## Run IMAGE hardened (read-only, no capabilities): ready, one prediction, non-root, clean stop
+	bash service/smoke.sh $(IMAGE)
 
 bench: setup ## Throughput, latency, start-up and memory (server on core 0, wrk on core 1)
 	@if [ -z "$$(ls -A $(MODELS_DIR) 2>/dev/null | grep -v '^\.')" ]; then $(MAKE) --no-print-directory train; fi
@@ -65,3 +69,56 @@ chart-files: setup ## Copy rules, dashboards and canary checks into the Helm cha
 
 k8s-manifests: setup ## Regenerate k8s/base and k8s/components from the Helm chart
 	$(RUN) python k8s/render.py
+
+# --- Kubernetes (kind): needs docker, kind, kubectl and helm; GitHub Actions e2e runs these --
+CLUSTER ?= faultline
+NAMESPACE ?= faultline
+RELEASE ?= faultline
+TAG ?= dev
+CANARY_TAG ?= canary
+KIND_NODE ?= kindest/node:v1.31.2
+ADAPTER ?= 0
+ROLLOUTS ?= 0
+DEPLOY_ARGS ?=
+
+kind-up: ## kind cluster + ingress-nginx, metrics-server, kube-prometheus-stack (ADAPTER=1, ROLLOUTS=1 for more)
+	kind create cluster --name $(CLUSTER) --config k8s/kind/cluster.yaml --image $(KIND_NODE) --wait 180s
+	helm repo add ingress-nginx https://kubernetes.github.io/ingress-nginx --force-update
+	helm repo add metrics-server https://kubernetes-sigs.github.io/metrics-server --force-update
+	helm repo add prometheus-community https://prometheus-community.github.io/helm-charts --force-update
+	helm repo add argo https://argoproj.github.io/argo-helm --force-update
+	helm upgrade --install ingress-nginx ingress-nginx/ingress-nginx --version 4.11.3 \
+	  -n ingress-nginx --create-namespace -f k8s/kind/ingress-nginx-values.yaml --wait --timeout 5m
+	helm upgrade --install metrics-server metrics-server/metrics-server --version 3.12.2 \
+	  -n kube-system --set 'args={--kubelet-insecure-tls}' --wait --timeout 5m
+	helm upgrade --install kube-prometheus-stack prometheus-community/kube-prometheus-stack \
+	  --version 65.1.1 -n monitoring --create-namespace \
+	  -f k8s/kind/kube-prometheus-stack-values.yaml --wait --timeout 10m
+	if [ "$(ADAPTER)" = "1" ]; then helm upgrade --install prometheus-adapter \
+	  prometheus-community/prometheus-adapter --version 4.11.0 -n monitoring \
+	  -f helm/faultline/files/prometheus-adapter-values.yaml --wait --timeout 5m; fi
+	if [ "$(ROLLOUTS)" = "1" ]; then helm upgrade --install argo-rollouts argo/argo-rollouts \
+	  --version 2.37.7 -n argo-rollouts --create-namespace --wait --timeout 5m; fi
+
+kind-load: image ## Build the image and load it into the kind cluster
+	kind load docker-image $(IMAGE) --name $(CLUSTER)
+
+deploy: ## helm upgrade --install (waits for readiness), then helm test
+	helm upgrade --install $(RELEASE) helm/faultline -n $(NAMESPACE) --create-namespace \
+	  -f k8s/kind/faultline-values.yaml --set image.tag=$(TAG) $(DEPLOY_ARGS) --wait --timeout 5m
+	helm test $(RELEASE) -n $(NAMESPACE) --logs --timeout 3m
+
+canary: ## Add a canary track running image tag CANARY_TAG
+	helm upgrade $(RELEASE) helm/faultline -n $(NAMESPACE) --reuse-values --wait --timeout 5m \
+	  --set canary.enabled=true --set canary.image.tag=$(CANARY_TAG) --set canary.modelVersion=$(CANARY_TAG)
+
+promote: ## Make the canary's image the stable one and remove the canary track
+	helm upgrade $(RELEASE) helm/faultline -n $(NAMESPACE) --reuse-values --wait --timeout 5m \
+	  --set image.tag=$(CANARY_TAG) --set canary.enabled=false
+
+rollback: ## Remove the canary track (stable untouched)
+	helm upgrade $(RELEASE) helm/faultline -n $(NAMESPACE) --reuse-values --wait --timeout 5m \
+	  --set canary.enabled=false
+
+kind-down: ## Delete the kind cluster
+	kind delete cluster --name $(CLUSTER)
