@@ -12,6 +12,7 @@ from rich.console import Console
 
 from training import data as D
 from training import features as F
+from training.bundle import sha256_file
 
 app = typer.Typer(
     help="Faultline training CLI: data -> validated Pipeline -> verified bundle.",
@@ -31,7 +32,7 @@ def _load(data: Path | None, rows: int, seed: int) -> tuple[D.pd.DataFrame, str]
             return D.generate(rows, seed), f"synthetic AI4I 2020 generator (seed {seed})"
     if not data.is_file():
         raise typer.BadParameter(f"{data} does not exist", param_hint="--data")
-    return D.load_dataset(data), f"file {data.name} (sha256 {D.sha256_file(data)[:16]}...)"
+    return D.load_dataset(data), f"file {data.name} (sha256 {sha256_file(data)[:16]}...)"
 
 
 @app.command()

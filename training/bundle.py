@@ -105,7 +105,8 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _hash_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, streamed."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -188,7 +189,7 @@ def verify_bundle(path: Path, expected_schema_hash: str = F.SCHEMA_HASH) -> str:
             f"missing {sorted(set(listed) - present)}"
         )
     for name, expected in listed.items():
-        actual = _hash_file(path / name)
+        actual = sha256_file(path / name)
         if actual != expected:
             raise BundleIntegrityError(
                 f"bundle {path}: {name} was modified (sha256 {actual[:12]}..., manifest says "

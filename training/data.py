@@ -177,15 +177,6 @@ def save_dataset(frame: pd.DataFrame, path: Path) -> None:
     Path(tmp.name).replace(path)
 
 
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file, streamed."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_uci_content(frame: pd.DataFrame) -> None:
     """Refuse a file whose row and label counts differ from the published dataset."""
     found = {c: int(frame[c].sum()) for c in UCI_EXPECTED_LABEL_COUNTS}

@@ -28,19 +28,30 @@ def node() -> str:
             pytest.fail("node and npm are needed to validate custom resources")
         pytest.skip("node/npm not installed")
     if not (VALIDATOR / "node_modules").is_dir():
-        subprocess.run(["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=VALIDATOR,
-                       check=True, timeout=600)
+        subprocess.run(
+            ["npm", "ci", "--silent", "--no-audit", "--no-fund"],
+            cwd=VALIDATOR,
+            check=True,
+            timeout=600,
+        )
     return "node"
 
 
 def _validate(node: str, objects: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([node, str(VALIDATOR / "validate.mjs")], input=json.dumps(objects),
-                          capture_output=True, text=True, cwd=VALIDATOR, timeout=120)
+    return subprocess.run(
+        [node, str(VALIDATOR / "validate.mjs")],
+        input=json.dumps(objects),
+        capture_output=True,
+        text=True,
+        cwd=VALIDATOR,
+        timeout=120,
+    )
 
 
 def _custom_resources() -> list[dict[str, Any]]:
-    return [o for path in VALUES_FILES for o in render(values_of(path))
-            if o["kind"] in CUSTOM_KINDS]
+    return [
+        o for path in VALUES_FILES for o in render(values_of(path)) if o["kind"] in CUSTOM_KINDS
+    ]
 
 
 def test_rendered_custom_resources_are_valid(node: str) -> None:

@@ -25,7 +25,7 @@ def copy(bundle_path: Path, tmp_path: Path) -> Path:
 
 def _rewrite_manifest(path: Path) -> None:
     """What an attacker (or a careless edit) would do: make the manifest match again."""
-    files = {p.name: B._hash_file(p) for p in path.iterdir() if p.name != B.MANIFEST_FILE}
+    files = {p.name: B.sha256_file(p) for p in path.iterdir() if p.name != B.MANIFEST_FILE}
     (path / B.MANIFEST_FILE).write_text(json.dumps({"algorithm": "sha256", "files": files}))
 
 

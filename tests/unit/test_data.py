@@ -12,6 +12,7 @@ import pytest
 
 from training import data as D
 from training import features as F
+from training.bundle import sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +136,7 @@ def test_download_verifies_checksum_and_content(tmp_path: Path) -> None:
     payload = _zip_with(_uci_text(_published_like()))
     dest = tmp_path / "ai4i2020.csv"
     path, digest = D.download_uci(dest, None, fetch=lambda _url: payload)
-    assert path == dest and D.sha256_file(dest) == digest
+    assert path == dest and sha256_file(dest) == digest
     with pytest.raises(ValueError, match="checksum mismatch"):
         D.download_uci(tmp_path / "other.csv", "0" * 64, fetch=lambda _url: payload)
     assert not (tmp_path / "other.csv").exists()
