@@ -123,6 +123,7 @@ class Predictor:
         ).set(1)
         score = self.bundle.reference["score"]
         cumulative = np.cumsum(score["proportions"])
+        cumulative = cumulative / cumulative[-1]  # a CDF ends at exactly 1 (float sums may not)
         for bound, share in zip(score["bucket_upper_bounds"], cumulative, strict=True):
             self.metrics.reference_probability.labels(self.version, str(bound)).set(float(share))
         self.metrics.ready.labels(self.version).set(1)
