@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loadtest.stack import ROOT, Prometheus, prometheus, service
+from loadtest.stack import ROOT, Prometheus, locust_command, prometheus, service
 from training.bundle import newest_bundle
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -67,29 +67,16 @@ def _maybe_prometheus(workdir: Path, url: str) -> Iterator[Prometheus | None]:
 
 def _locust(url: str, seconds: int, users: int, seed: int, out: Path) -> int:
     """Run the steady scenario, printing a progress line every 5 s; Locust's exit code."""
-    command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "--config",
-        "loadtest/locust.conf",
-        "-H",
+    command = locust_command(
         url,
-        "--scenario",
-        "steady",
-        "--scenario-seconds",
-        str(seconds),
-        "--peak-users",
-        str(users),
-        "--payload-seed",
-        str(seed),
-        "--csv",
-        str(out / "locust"),
-        "--html",
-        str(out / "locust.html"),
-        "--summary-json",
-        str(out / "locust.json"),
-    ]
+        out,
+        "locust",
+        scenario="steady",
+        scenario_seconds=seconds,
+        peak_users=users,
+        payload_seed=seed,
+        summary_json=out / "locust.json",
+    )
     with (out / "locust.log").open("wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         started = time.monotonic()

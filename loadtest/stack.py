@@ -27,6 +27,27 @@ ROOT = Path(__file__).resolve().parents[1]
 RULES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
 
 
+def locust_command(url: str, out: Path, name: str, **options: object) -> list[str]:
+    """`python -m locust` with the project's locust.conf against `url`; CSV and HTML reports
+    go to out/<name>*; options become flags (peak_users=4 -> --peak-users 4)."""
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "--config",
+        "loadtest/locust.conf",
+        "-H",
+        url,
+        "--csv",
+        str(out / name),
+        "--html",
+        str(out / f"{name}.html"),
+    ]
+    for key, value in options.items():
+        command += [f"--{key.replace('_', '-')}", str(value)]
+    return command
+
+
 def free_port() -> int:
     """A currently free loopback TCP port."""
     with socket.socket() as sock:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from loadtest.payloads import Payloads, check_error, check_prediction
 from loadtest.scenarios import SCENARIOS, users_at
-from loadtest.stack import service
+from loadtest.stack import locust_command, service
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,31 +70,11 @@ def test_gated_locust_run_against_the_real_service(bundle_path: Path, tmp_path: 
     with service(bundle_path, tmp_path / "service.log") as running:
 
         def locust(*extra: str) -> subprocess.CompletedProcess[str]:
+            command = locust_command(
+                running.url, tmp_path, "run", scenario_seconds=6, peak_users=4, invalid_share=0.1
+            )
             return subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "locust",
-                    "--config",
-                    "loadtest/locust.conf",
-                    "-H",
-                    running.url,
-                    "--scenario-seconds",
-                    "6",
-                    "--peak-users",
-                    "4",
-                    "--invalid-share",
-                    "0.1",
-                    "--csv",
-                    str(tmp_path / "run"),
-                    "--html",
-                    str(tmp_path / "report.html"),
-                    *extra,
-                ],
-                capture_output=True,
-                text=True,
-                cwd=ROOT,
-                timeout=120,
+                [*command, *extra], capture_output=True, text=True, cwd=ROOT, timeout=120
             )
 
         # ~200 requests on a shared 2-core machine: two load-generator stalls are already the
@@ -108,7 +87,7 @@ def test_gated_locust_run_against_the_real_service(bundle_path: Path, tmp_path: 
         assert int(total["Request Count"]) > 50
         assert int(total["Failure Count"]) == 0  # invalid requests got their expected 4xx
         assert any("invalid:" in r["Name"] for r in rows)
-        assert (tmp_path / "report.html").stat().st_size > 10_000
+        assert (tmp_path / "run.html").stat().st_size > 10_000
         failed = locust("--slo-p99-ms", "0.01")
         assert failed.returncode == 1
         assert "SLO gate FAILED" in failed.stderr + failed.stdout

@@ -29,23 +29,27 @@ def test_training_sources_do_not_import_service_or_web() -> None:
         assert not bad, f"{path.name} imports {bad}"
 
 
-def test_importing_training_loads_no_web_framework() -> None:
+def _loaded_by(imports: str, forbidden: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    """Import `imports` in a fresh interpreter; fails listing any `forbidden` package loaded."""
     code = (
-        "import sys, training.train, training.bundle, training.__main__; "
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette', "
-        "'service', 'uvicorn')]; print(bad); sys.exit(1 if bad else 0)"
+        f"import sys, {imports}; bad = [m for m in sys.modules if m.split('.')[0] in "
+        f"{forbidden!r}]; print(bad); sys.exit(1 if bad else 0)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_importing_training_loads_no_web_framework() -> None:
+    result = _loaded_by(
+        "training.train, training.bundle, training.__main__",
+        ("fastapi", "starlette", "service", "uvicorn"),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_service_starts_without_scikit_learn() -> None:
-    code = (
-        "import sys, service.main, service.cli; "
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy', 'pandas', "
-        "'skops', 'mlflow', 'matplotlib')]; print(bad); sys.exit(1 if bad else 0)"
+    result = _loaded_by(
+        "service.main, service.cli", ("sklearn", "scipy", "pandas", "skops", "mlflow", "matplotlib")
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
