@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,9 +23,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 
+from loadtest.stack import stop, wait_until_ok
 from training import features as F
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,20 +47,6 @@ class Figure:
 
 def _pin(core: int) -> list[str]:
     return ["taskset", "-c", str(core)] if shutil.which("taskset") and os.cpu_count() != 1 else []
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if process.poll() is not None:
-            raise RuntimeError("server exited during start-up")
-        try:
-            if httpx.get(url, timeout=0.5).status_code == 200:
-                return time.monotonic() - started
-        except httpx.TransportError:
-            pass
-        time.sleep(0.02)
-    raise TimeoutError(f"{url} not ready in {timeout} s")
 
 
 def _rss_mb(pid: int) -> float:
@@ -121,14 +106,6 @@ def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
         )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
 def run(model_dir: Path, seconds: int, port: int, workdir: Path) -> dict[str, object]:
     """All scenarios against the floor and the real service."""
     one = workdir / "one.json"
@@ -160,20 +137,20 @@ def run(model_dir: Path, seconds: int, port: int, workdir: Path) -> dict[str, ob
         workdir / "floor.log",
     )
     try:
-        _wait_ready(f"{url}/", floor)
+        wait_until_ok(f"{url}/", floor, workdir / "floor.log")
         for connections in (8, 32):
             rps, p50, p99, errors = _wrk(f"{url}/v1/predict", one, connections, seconds)
             figures.append(Figure(f"floor: bare ASGI, c={connections}", rps, rps, p50, p99, errors))
             typer.echo(f"  {figures[-1].scenario}: {rps:,.0f} req/s", err=True)
     finally:
-        _stop(floor)
+        stop(floor)
         time.sleep(0.5)
 
     server = _start(
         [sys.executable, "-m", "service", "serve", "--port", str(port)], env, workdir / "server.log"
     )
     try:
-        startup = _wait_ready(f"{url}/readyz", server)
+        startup = wait_until_ok(f"{url}/readyz", server, workdir / "server.log")
         typer.echo(f"  start-up to ready: {startup:.2f} s", err=True)
         for connections in (8, 32):
             rps, p50, p99, errors = _wrk(f"{url}/v1/predict", one, connections, seconds)
@@ -189,7 +166,7 @@ def run(model_dir: Path, seconds: int, port: int, workdir: Path) -> dict[str, ob
         typer.echo(f"  paced {rps:.0f} req/s: p99 {p99:.2f} ms", err=True)
         rss = _rss_mb(server.pid)
     finally:
-        _stop(server)
+        stop(server)
     return {
         "startup_s": round(startup, 3),
         "rss_mb": round(rss, 1),

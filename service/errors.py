@@ -73,12 +73,9 @@ def from_validation(exc: ValidationError) -> InvalidInputError:
     details, reasons = [], []
     for error in exc.errors(include_url=False, include_input=False):
         loc = [str(part) for part in error["loc"]]
+        # an unknown field's name is the client's: count it as "unknown" (bounded labels)
         named = [part for part in loc if part in KNOWN_FIELDS]
-        field = (
-            named[-1] if named else ("unknown" if error["type"] == "extra_forbidden" else "body")
-        )
-        if error["type"] == "extra_forbidden":
-            field = "unknown"
+        field = "unknown" if error["type"] == "extra_forbidden" else (named or ["body"])[-1]
         reason = REASONS.get(error["type"], "wrong_type")
         reasons.append((reason, field))
         details.append({"loc": loc[:4], "reason": reason, "message": error["msg"][:200]})
@@ -106,9 +103,9 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service(request: Request, exc: ServiceError) -> JSONResponse:
-        counter = getattr(request.app.state, "count_invalid", None)
-        if counter is not None and exc.status < 500:
-            counter(exc.reasons)
+        state = getattr(request.app.state, "faultline", None)
+        if state is not None and exc.status < 500:
+            state.count_invalid(exc.reasons)
         headers = {"Retry-After": "5"} if exc.status == 503 else None
         return error_response(exc.status, exc.type, exc.message, exc.details, headers)
 

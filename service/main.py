@@ -99,7 +99,6 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.faultline = state
-    app.state.count_invalid = state.count_invalid
     app.include_router(router)
     install_handlers(app)
     install_openapi(app, [READING, state.batch_adapter])

@@ -141,15 +141,6 @@ class ServiceMetrics:
             registry=registry,
         )
 
-    def record_predictions(self, version: str, probabilities: np.ndarray, threshold: float) -> None:
-        """Outcome counts and the probability histogram for one model call."""
-        failures = int(np.count_nonzero(probabilities >= threshold))
-        if failures:
-            self.predictions.labels(version, "failure").inc(failures)
-        if len(probabilities) - failures:
-            self.predictions.labels(version, "ok").inc(len(probabilities) - failures)
-        observe_many(self.probability.labels(version), probabilities)
-
 
 def observe_many(histogram: Any, values: np.ndarray) -> None:
     """Histogram.observe for a whole array at once (one bincount instead of N calls).

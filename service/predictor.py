@@ -13,7 +13,7 @@ import numpy as np
 import structlog
 
 from service.drift import DriftMonitor, ThrottledDrift
-from service.metrics import ServiceMetrics
+from service.metrics import ServiceMetrics, observe_many
 from training import features as F
 from training.bundle import (
     Bundle,
@@ -22,10 +22,9 @@ from training.bundle import (
     load_pipeline,
     resolve_bundle,
 )
-from training.serving import CompiledModel, ServingFormError
+from training.serving import TYPE_CODES, CompiledModel, ServingFormError
 
 log = structlog.get_logger("faultline.predictor")
-TYPE_CODES = {category: code for code, category in enumerate(F.PRODUCT_TYPE.categories)}
 
 
 def to_arrays(readings: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
@@ -77,6 +76,10 @@ class Predictor:
         )
         self._inference = metrics.inference.labels(self.version)
         self._call_size = metrics.model_call_size.labels(self.version)
+        # children bound once: a labels() lookup per model call is hot-path work
+        self._failures = metrics.predictions.labels(self.version, "failure")
+        self._oks = metrics.predictions.labels(self.version, "ok")
+        self._probability = metrics.probability.labels(self.version)
 
     @classmethod
     def load(cls, path: Path, metrics: ServiceMetrics, **options: Any) -> Predictor:
@@ -102,7 +105,10 @@ class Predictor:
         probabilities = self.predict_proba(numeric, codes)
         self._inference.observe(time.perf_counter() - started)
         self._call_size.observe(len(probabilities))
-        self.metrics.record_predictions(self.version, probabilities, self.threshold)
+        failures = int(np.count_nonzero(probabilities >= self.threshold))
+        self._failures.inc(failures)
+        self._oks.inc(len(probabilities) - failures)
+        observe_many(self._probability, probabilities)
         self.drift.observe(numeric, codes, probabilities)
         return probabilities
 

@@ -94,7 +94,6 @@ PREDICT_BODY = {
                     {"$ref": "#/components/schemas/Batch"},
                 ]
             },
-            "examples": {},
         }
     },
 }

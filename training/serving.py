@@ -24,6 +24,8 @@ from training import features as F
 TREELITE_FILE = "model.treelite"
 FORMAT_VERSION = 1
 PARITY_TOLERANCE = 1e-6
+# Product type -> one-hot column, in the contract's order (the service maps requests with it)
+TYPE_CODES: dict[str, int] = {c: i for i, c in enumerate(F.PRODUCT_TYPE.categories)}
 
 
 class UnsupportedPipelineError(Exception):
@@ -181,8 +183,7 @@ def _load_estimator(
 def check_parity(pipeline: Any, model: CompiledModel, frame: Any) -> float:
     """Largest probability gap between the serving form and the Pipeline on `frame`."""
     numeric = frame[list(F.NUMERIC_NAMES)].to_numpy(dtype=float)
-    lookup = {c: i for i, c in enumerate(F.PRODUCT_TYPE.categories)}
-    codes = np.asarray([lookup[v] for v in frame[F.PRODUCT_TYPE.name]], dtype=np.intp)
+    codes = np.asarray([TYPE_CODES[v] for v in frame[F.PRODUCT_TYPE.name]], dtype=np.intp)
     fast = model.predict_proba(numeric, codes)
     slow = pipeline.predict_proba(frame[list(F.FEATURE_NAMES)])[:, 1]
     return float(np.max(np.abs(fast - slow)))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import platform
 import subprocess
 import time
@@ -19,7 +21,7 @@ from sklearn.metrics import precision_recall_curve
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
 
 from training import features as F
-from training.bundle import write_bundle
+from training.bundle import SERVING_FILE, write_bundle
 from training.evaluate import QualityGate, compute_metrics, model_card, write_plots
 from training.pipeline import build_pipeline, candidate_estimators
 from training.reference import build_reference
@@ -102,8 +104,6 @@ def choose_threshold(y: np.ndarray, scores: np.ndarray, beta: float) -> float:
 
 def git_commit() -> str:
     """The current commit, or FAULTLINE_GIT_COMMIT (image builds have no .git), or unknown."""
-    import os
-
     if os.environ.get("FAULTLINE_GIT_COMMIT"):
         return os.environ["FAULTLINE_GIT_COMMIT"]
     try:
@@ -235,10 +235,6 @@ def train(
 
 def serving_files(pipeline: Any, X_check: pd.DataFrame, progress: Progress) -> dict[str, bytes]:
     """The serving form's files, after proving parity with the Pipeline (empty if unsupported)."""
-    import json
-
-    from training.bundle import SERVING_FILE
-
     try:
         spec, files = export_serving(pipeline)
     except UnsupportedPipelineError as exc:

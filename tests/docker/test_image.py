@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.server import free_port
+from loadtest.stack import free_port
 from training import features as F
 
 ROOT = Path(__file__).resolve().parents[2]

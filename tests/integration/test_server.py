@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from loadtest.stack import service
 from tests.conftest import metric_value
-from tests.integration.server import running_service
 from training import features as F
 
 pytestmark = pytest.mark.slow
@@ -23,9 +23,10 @@ pytestmark = pytest.mark.slow
 def test_sigterm_drains_in_flight_requests(bundle_path: Path, tmp_path: Path) -> None:
     log = tmp_path / "server.log"
     # every prediction takes 1.5 s, so requests are surely in flight at SIGTERM
-    with running_service(
+    with service(
         bundle_path, log, FAULTLINE_FAULT_DELAY_MS="1500", FAULTLINE_DRAIN_SECONDS="10"
-    ) as (url, process):
+    ) as running:
+        url, process = running.url, running.process
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             futures = [
                 pool.submit(httpx.post, f"{url}/v1/predict", json=F.example_reading(), timeout=20)
@@ -44,7 +45,8 @@ def test_sigterm_drains_in_flight_requests(bundle_path: Path, tmp_path: Path) ->
 
 
 def test_multiprocess_metrics_add_up(bundle_path: Path, tmp_path: Path) -> None:
-    with running_service(bundle_path, tmp_path / "server.log", workers=2) as (url, _):
+    with service(bundle_path, tmp_path / "server.log", workers=2) as running:
+        url = running.url
         for _ in range(40):  # a new connection each time: spread over both workers
             assert httpx.post(f"{url}/v1/predict", json=F.example_reading()).is_success
         scrapes = [httpx.get(f"{url}/metrics").text for _ in range(4)]
@@ -59,7 +61,8 @@ def test_multiprocess_metrics_add_up(bundle_path: Path, tmp_path: Path) -> None:
     reason="schemathesis CLI not installed",
 )
 def test_schemathesis_finds_nothing(bundle_path: Path, tmp_path: Path) -> None:
-    with running_service(bundle_path, tmp_path / "server.log") as (url, _):
+    with service(bundle_path, tmp_path / "server.log") as running:
+        url = running.url
         result = subprocess.run(
             [
                 "st",

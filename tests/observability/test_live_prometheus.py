@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import yaml
@@ -164,12 +165,5 @@ def test_rules_dashboards_and_drift_alert_through_real_evaluation(
     assert active and active[0]["state"] in {"pending", "firing"}
     assert (
         active[0]["labels"]["model_version"]
-        == json.loads(http_get(running.url, "/v1/model"))["version"]
+        == httpx.get(f"{running.url}/v1/model").json()["version"]
     )
-
-
-def http_get(url: str, path: str) -> str:
-    host, port = url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=10)
-    connection.request("GET", path)
-    return connection.getresponse().read().decode()

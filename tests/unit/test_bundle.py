@@ -123,12 +123,3 @@ def test_missing_bundle_and_resolution(tmp_path: Path, bundle_path: Path) -> Non
         B.resolve_bundle(tmp_path)
     assert B.resolve_bundle(bundle_path.parent) == bundle_path
     assert B.resolve_bundle(bundle_path) == bundle_path
-
-
-def test_winner_is_best_or_cheapest_within_the_tolerance() -> None:
-    from training.train import choose_winner
-
-    scores = {"forest": (0.872, 60_000), "boosting": (0.8705, 1_160), "linear": (0.57, 11)}
-    assert choose_winner(scores, 0.005) == "boosting"  # a tie on quality: cheaper wins
-    assert choose_winner(scores, 0.001) == "forest"  # a real gap: quality wins
-    assert choose_winner({"a": (0.9, 5), "b": (0.9, 5)}, 0.0) == "a"  # deterministic
