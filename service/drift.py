@@ -75,6 +75,10 @@ class DriftMonitor:
             self._filled = min(self._window, self._filled + n)
 
     @property
+    def window(self) -> int:
+        return self._window
+
+    @property
     def readings(self) -> int:
         return self._filled
 
@@ -91,7 +95,11 @@ class DriftMonitor:
 
 
 class ThrottledDrift:
-    """Publishes drift gauges at most once per interval (computing PSI per request is waste)."""
+    """Publishes drift gauges at most once per interval (computing PSI per request is waste).
+
+    Model calls only queue their arrays; binning them into the window happens once per interval
+    (a few array appends per call instead of ~30 us of numpy per call on the request path).
+    """
 
     def __init__(
         self, monitor: DriftMonitor, publish: Any, interval_s: float, min_readings: int
@@ -101,14 +109,26 @@ class ThrottledDrift:
         self._interval = interval_s
         self._min = min_readings
         self._next = 0.0
+        self._queued: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._queued_rows = 0
 
     def observe(self, numeric: np.ndarray, type_codes: np.ndarray, scores: np.ndarray) -> None:
-        self.monitor.observe(numeric, type_codes, scores)
+        self._queued.append((numeric, type_codes, scores))
+        self._queued_rows += len(scores)
         now = time.monotonic()
         if now >= self._next:
             self._next = now + self._interval
             self.publish()
+        elif self._queued_rows >= self.monitor.window:  # bound the queue by the window
+            self.flush()
+
+    def flush(self) -> None:
+        """Bin every queued reading into the window."""
+        queued, self._queued, self._queued_rows = self._queued, [], 0
+        if queued:
+            self.monitor.observe(*(np.concatenate(parts) for parts in zip(*queued, strict=True)))
 
     def publish(self) -> None:
+        self.flush()
         if self.monitor.readings >= self._min:
             self._publish(self.monitor.snapshot(), self.monitor.readings)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -98,16 +99,24 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def service_error_answer(state: Any, exc: ServiceError) -> tuple[int, bytes, list[tuple[str, str]]]:
+    """(status, JSON error body, extra headers) for a ServiceError; counts rejected input."""
+    if state is not None and exc.status < 500:
+        state.count_invalid(exc.reasons)
+    headers = [("Retry-After", "5")] if exc.status == 503 else []
+    body = {"error": {"type": exc.type, "message": exc.message, "details": exc.details}}
+    return exc.status, orjson.dumps(body), headers
+
+
 def install_handlers(app: FastAPI) -> None:
     """Map every exception class to the JSON error body; never a bare 500 for client input."""
 
     @app.exception_handler(ServiceError)
-    async def _service(request: Request, exc: ServiceError) -> JSONResponse:
-        state = getattr(request.app.state, "faultline", None)
-        if state is not None and exc.status < 500:
-            state.count_invalid(exc.reasons)
-        headers = {"Retry-After": "5"} if exc.status == 503 else None
-        return error_response(exc.status, exc.type, exc.message, exc.details, headers)
+    async def _service(request: Request, exc: ServiceError) -> Response:
+        status, body, headers = service_error_answer(
+            getattr(request.app.state, "faultline", None), exc
+        )
+        return Response(body, status, dict(headers), media_type="application/json")
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

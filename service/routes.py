@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
@@ -49,18 +50,17 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(declared: str | None, chunks: AsyncIterator[bytes], limit: int) -> bytes:
     """The body, refused with 413 past `limit` bytes (also when chunked, without a length)."""
-    declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"body of {declared} bytes exceeds the limit of {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
+    parts, size = [], 0
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLargeError(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def parse_readings(body: bytes, state: AppState) -> list[dict[str, Any]]:
@@ -107,19 +107,42 @@ PREDICT_BODY = {
     openapi_extra={"requestBody": PREDICT_BODY},
 )
 async def predict(request: Request, state: State) -> Response:
+    # Served by service.fast_path.PredictFastPath in front of the router; this route declares
+    # the operation (OpenAPI, routing labels) and answers when the app runs without it.
+    scope_state = request.scope["state"]
+    body = await answer_predict(
+        state,
+        request.headers.get("content-type", ""),
+        request.headers.get("content-length"),
+        request.stream(),
+        scope_state["request_id"],
+        scope_state["log_context"],
+    )
+    return Response(body, media_type="application/json")
+
+
+async def answer_predict(
+    state: AppState,
+    content_type: str,
+    content_length: str | None,
+    chunks: AsyncIterator[bytes],
+    request_id: str,
+    context: dict[str, Any],
+) -> bytes:
+    """The JSON answer of POST /v1/predict; raises ServiceError (-> the JSON error body)."""
     predictor = state.predictor
     if predictor is None:
         raise ModelNotReadyError(state.not_ready_reason)
-    context = request.scope["state"]["log_context"]
     context["model_version"] = predictor.version
-    content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise UnsupportedMediaTypeError(
             f"Content-Type must be application/json, got {content_type[:100]!r}"
         )
-    readings = parse_readings(await read_body(request, state.settings.max_body_bytes), state)
-    context["batch_size"] = len(readings)
     settings = state.settings
+    readings = parse_readings(
+        await read_body(content_length, chunks, settings.max_body_bytes), state
+    )
+    context["batch_size"] = len(readings)
     if settings.fault_delay_ms:
         await asyncio.sleep(settings.fault_delay_ms / 1000)
     if settings.fault_error_ratio and random.random() < settings.fault_error_ratio:  # noqa: S311
@@ -128,7 +151,6 @@ async def predict(request: Request, state: State) -> Response:
     state.batch_size.observe(len(readings))
     probabilities = (await state.batcher.submit(numeric, codes)).tolist()
     threshold = predictor.threshold
-    request_id = request.scope["state"]["request_id"]
     body = {
         "model_version": predictor.version,
         "request_id": request_id,
@@ -144,7 +166,7 @@ async def predict(request: Request, state: State) -> Response:
             inputs=readings,
             outputs=body["predictions"],
         )
-    return Response(orjson.dumps(body), media_type="application/json")
+    return orjson.dumps(body)
 
 
 @router.get("/v1/model", responses={503: ERRORS[503]}, summary="Metadata of the loaded bundle")
