@@ -54,7 +54,7 @@ class Settings(BaseSettings):
         256, ge=1, le=10_000, description="Most readings per coalesced model call."
     )
     fast_path: bool = Field(
-        True, description="Use the compiled numpy/treelite path (parity-tested) when possible."
+        True, description="Use the serving form (numpy + ONNX Runtime, parity-tested) if usable."
     )
     fault_error_ratio: float = Field(
         0.0,

@@ -5,7 +5,7 @@ A bundle is a directory `<models_dir>/<version>/` holding
     metadata.json    version, provenance, schema and its hash, threshold, metrics, params
     reference.json   monitoring reference: feature bins/proportions and the score distribution
     model_card.md    the human-readable summary
-    serving.json     the serving form (training/serving.py), plus model.treelite for trees
+    serving.json     the serving form (training/serving.py), plus model.onnx for trees
     MANIFEST.json    SHA-256 of every other file
 It is written to a temporary sibling directory and renamed into place, so a reader never sees
 a partial bundle. Loading verifies the manifest, the schema hash and the scikit-learn version,

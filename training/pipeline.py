@@ -114,7 +114,7 @@ def candidate_estimators(seed: int) -> dict[str, tuple[ClassifierMixin, dict[str
         ),
         # Inference cost is part of the objective: 40 trees of at most 15 leaves reach the same
         # CV PR-AUC as 150 trees of 31 leaves on 10k rows (0.898 vs 0.896) at a fraction of the
-        # per-reading cost (treelite: ~5 us instead of ~13 us per row).
+        # per-reading cost (a third of the nodes to walk per reading).
         "hist_gradient_boosting": (
             HistGradientBoostingClassifier(
                 max_iter=40, class_weight="balanced", early_stopping=False, random_state=seed

@@ -131,4 +131,5 @@ def from_treelite(model: Any) -> tuple[bytes, str, float]:
         producer_name="faultline",
     )
     onnx.checker.check_model(onnx_model, full_check=True)
-    return onnx_model.SerializeToString(), str(dump["postprocessor"]), float(dump["base_scores"][-1])
+    base_score = float(dump["base_scores"][-1])
+    return onnx_model.SerializeToString(), str(dump["postprocessor"]), base_score

@@ -47,3 +47,22 @@ def test_serving_form_matches_pipeline_for_every_candidate(estimator: str, tmp_p
     assert check_parity(bundle.pipeline, model, extreme) <= 1e-6
     served = CompiledModel.from_bundle_dir(bundle.serving or {}, result.bundle_path)
     assert check_parity(bundle.pipeline, served, ROWS) <= 1e-6
+
+
+def test_serving_a_bundle_loads_no_training_library(bundle_path: Path) -> None:
+    """The serving form needs numpy and ONNX Runtime only: fast start, small image surface."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from prometheus_client import CollectorRegistry; "
+        "from service.metrics import ServiceMetrics; from service.predictor import Predictor; "
+        f"p = Predictor.load(Path({str(bundle_path)!r}), ServiceMetrics(CollectorRegistry())); "
+        "p.warm_up(); print(p.inference_path); "
+        "bad = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'sklearn', 'scipy', 'pandas', 'skops', 'treelite', 'onnx', 'mlflow'}); "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0] == "compiled-HistGradientBoostingClassifier"
