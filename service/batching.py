@@ -1,9 +1,11 @@
 """Coalesce concurrent requests into one model call (adaptive micro-batching).
 
-While a model call runs (in a single worker thread, off the event loop), new requests queue;
-when it finishes, everything queued goes into the next call. At low load a request runs at
-once (no added latency); under load, per-call overhead is shared. An optional window waits a
-few hundred microseconds more to build larger batches.
+Requests queue their rows; one drain task takes everything queued into the next model call.
+While the loop is busy (parsing other requests, or running a call), new requests keep
+queueing, so under load per-call overhead is shared; at low load a request runs at once (no
+added latency). Calls run on the event loop, and only very large ones (over `inline_rows`) in
+a single worker thread. An optional window waits a few hundred microseconds more to build
+larger batches.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ class MicroBatcher:
     """submit(numeric, type_codes) -> probabilities, sharing model calls between requests."""
 
     def __init__(
-        self, call: ModelCall, max_rows: int, window_s: float = 0.0, inline_rows: int = 64
+        self, call: ModelCall, max_rows: int, window_s: float = 0.0, inline_rows: int = 1024
     ) -> None:
         self._call = call
         self._inline_rows = inline_rows
@@ -61,8 +63,9 @@ class MicroBatcher:
                 codes = live[0][1] if len(live) == 1 else np.concatenate([b[1] for b in live])
                 try:
                     if len(numeric) <= self._inline_rows:
-                        # ~50-100 us: cheaper on the loop than a thread hand-off, which on a
-                        # busy core can wait a whole GIL switch interval (5 ms) for its answer
+                        # under ~0.6 ms in ONNX Runtime: cheaper on the loop than a thread
+                        # hand-off, which on a busy core can wait a whole GIL switch interval
+                        # (5 ms) for its answer (batches of 100 at c=8: +30 % req/s inline)
                         result = self._call(numeric, codes)
                     else:
                         result = await loop.run_in_executor(
