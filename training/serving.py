@@ -6,10 +6,10 @@
 `export_serving` (training side) reads the fitted Pipeline; `CompiledModel` (serving side)
 replays the same float64 operations in the same order (imputation, clipping, engineered
 features, scaling, one-hot, selection) and runs trees in ONNX Runtime (training/tree_onnx.py):
-about 10 us for one row and under 1 us per further row, instead of ~1 ms per call in
-scikit-learn's per-tree Python loop, and a service that starts without importing scikit-learn,
-SciPy or pandas. Training refuses to write a bundle whose serving form
-disagrees with Pipeline.predict_proba (check_parity); tests/contract proves it again.
+all trees for a whole batch in one C++ call instead of scikit-learn's per-tree Python loop, and
+a service that starts without importing scikit-learn, SciPy or pandas. Training refuses to
+write a bundle whose serving form disagrees with Pipeline.predict_proba (check_parity);
+tests/contract proves it again.
 """
 
 from __future__ import annotations
