@@ -47,6 +47,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "lists each problem with its location and reason.",
     },
     503: {"model": ErrorResponse, "description": "No verified model is loaded (yet)."},
+    500: {
+        "model": ErrorResponse,
+        "description": "Unexpected server error (a bug): no traceback in the body; the stack "
+        "is in the log line with the same request id.",
+    },
 }
 
 

@@ -230,7 +230,7 @@ def test_unknown_routes_and_methods_use_the_error_body(client: TestClient) -> No
 def test_openapi_documents_every_status(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     responses = spec["paths"]["/v1/predict"]["post"]["responses"]
-    assert {"200", "400", "413", "415", "422", "503"} <= set(responses)
+    assert {"200", "400", "413", "415", "422", "500", "503"} <= set(responses)
     body = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]
     assert len(body["schema"]["oneOf"]) == 2
     reading = spec["components"]["schemas"]["Reading"]

@@ -65,3 +65,27 @@ def test_errors_log_the_stack_as_a_field(
     assert errors and "exception" in errors[0]
     frames = errors[0]["exception"][0]["frames"]  # type: ignore[index]
     assert any(f["name"] == "boom" for f in frames)
+
+
+def test_a_failing_model_call_answers_500_without_a_traceback(
+    service_settings: Settings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(service_settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        state = app.state.faultline
+
+        def broken(numeric: object, codes: object) -> object:
+            raise RuntimeError("model exploded")
+
+        state.batcher._call = broken  # what a bug in the model path would look like
+        capfd.readouterr()
+        response = client.post(
+            "/v1/predict", json=F.example_reading(), headers={"X-Request-ID": "boom-1"}
+        )
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "internal"
+    assert "model exploded" not in response.text and "Traceback" not in response.text
+    assert response.headers["x-request-id"] == "boom-1"
+    errors = [e for e in _lines(capfd) if e.get("event") == "unhandled_error"]
+    assert errors and errors[0]["request_id"] == "boom-1"
+    assert "model exploded" in json.dumps(errors[0]["exception"])
