@@ -18,6 +18,12 @@ class Settings(BaseSettings):
         Path("artifacts/models"),
         description="A bundle directory, or a models directory (the newest bundle is served).",
     )
+    bundle_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Serve only the bundle with this hash (`bundle_hash` in /v1/model and "
+        "`python -m training hash`); any other stays not ready.",
+    )
     max_batch: int = Field(1000, ge=1, le=100_000, description="Most readings per request.")
     max_body_bytes: int = Field(
         1_048_576, ge=1024, le=64 * 1_048_576, description="Largest request body in bytes (413)."

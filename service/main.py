@@ -38,6 +38,7 @@ def _load(state: AppState) -> None:
         predictor = Predictor.load(
             settings.model_dir,
             state.metrics,
+            pinned_hash=settings.bundle_sha256,
             fast_path=settings.fast_path,
             drift_window=settings.drift_window,
             drift_min_readings=settings.drift_min_readings,

@@ -82,9 +82,15 @@ class Predictor:
         self._probability = metrics.probability.labels(self.version)
 
     @classmethod
-    def load(cls, path: Path, metrics: ServiceMetrics, **options: Any) -> Predictor:
+    def load(
+        cls, path: Path, metrics: ServiceMetrics, pinned_hash: str | None = None, **options: Any
+    ) -> Predictor:
         """Resolve (newest bundle in a directory), verify, load; raises BundleError."""
-        bundle = load_bundle(resolve_bundle(path), with_pipeline=not options.get("fast_path", True))
+        bundle = load_bundle(
+            resolve_bundle(path),
+            with_pipeline=not options.get("fast_path", True),
+            pinned_hash=pinned_hash,
+        )
         return cls(bundle, metrics, **options)
 
     @property

@@ -1,4 +1,4 @@
-"""`python -m training`: generate, download, validate, train and evaluate."""
+"""`python -m training`: generate, download, validate, train, evaluate and hash bundles."""
 
 from __future__ import annotations
 
@@ -198,6 +198,25 @@ def evaluate(
     (target / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _print_metrics(metrics, f"{loaded.version} on {source}")
     console.print(f"plots: {target}")
+
+
+@app.command("hash")
+def hash_cmd(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory or models dir (newest).")] = Path(
+        "artifacts/models"
+    ),
+) -> None:
+    """Verify a bundle and print its hash (the value FAULTLINE_BUNDLE_SHA256 pins)."""
+    from training.bundle import BundleError, resolve_bundle, verify_bundle
+
+    try:
+        path = resolve_bundle(bundle)
+        digest = verify_bundle(path)
+    except BundleError as exc:
+        console.print(f"[red]cannot use bundle:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"{path.name}: verified")
+    typer.echo(digest)
 
 
 def _print_metrics(metrics: dict[str, object], title: str) -> None:

@@ -224,13 +224,25 @@ def load_pipeline(path: Path) -> Any:
 
 
 def load_bundle(
-    path: Path, expected_schema_hash: str = F.SCHEMA_HASH, *, with_pipeline: bool = True
+    path: Path,
+    expected_schema_hash: str = F.SCHEMA_HASH,
+    *,
+    with_pipeline: bool = True,
+    pinned_hash: str | None = None,
 ) -> Bundle:
     """Verify and load a bundle; raises a BundleError subclass with the reason.
 
     with_pipeline=False skips the skops Pipeline when a serving form exists (fast start).
+    pinned_hash: the only bundle hash accepted. The manifest proves the files are the ones it
+    lists; the pin proves the manifest is the one that was released (someone able to write the
+    bundle could rewrite both).
     """
     bundle_hash = verify_bundle(path, expected_schema_hash)
+    if pinned_hash is not None and bundle_hash != pinned_hash:
+        raise BundleIntegrityError(
+            f"bundle {path} has hash {bundle_hash[:16]}..., the deployment pins "
+            f"{pinned_hash[:16]}... (FAULTLINE_BUNDLE_SHA256)"
+        )
     serving_path = path / SERVING_FILE
     serving = json.loads(serving_path.read_text()) if serving_path.is_file() else None
     pipeline = load_pipeline(path) if with_pipeline or serving is None else None

@@ -64,18 +64,24 @@ def tampered(bundle_path: Path, tmp_path: Path) -> Path:
     return copy
 
 
-@pytest.mark.parametrize("case", ["missing", "tampered"])
+@pytest.mark.parametrize("case", ["missing", "tampered", "not the pinned one"])
 def test_unusable_bundle_keeps_readiness_503(
-    case: str, tampered: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    case: str,
+    tampered: Path,
+    bundle_path: Path,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
-    model_dir = tampered if case == "tampered" else tmp_path / "empty"
-    settings = Settings(model_dir=model_dir, log_format="json")
+    model_dir = {"tampered": tampered, "missing": tmp_path / "empty"}.get(case, bundle_path)
+    pin = "0" * 64 if case == "not the pinned one" else None
+    settings = Settings(model_dir=model_dir, log_format="json", bundle_sha256=pin)
     with TestClient(create_app(settings)) as client:
         assert client.get("/healthz").status_code == 200
         ready = client.get("/readyz")
         assert ready.status_code == 503
         reason = ready.json()["error"]["message"]
-        assert ("was modified" in reason) if case == "tampered" else ("no model bundle" in reason)
+        expected = {"tampered": "was modified", "missing": "no model bundle"}.get(case, "pins")
+        assert expected in reason
         predict = client.post("/v1/predict", json=READING)
         assert predict.status_code == 503
         assert predict.json()["error"]["type"] == "model_not_ready"
@@ -236,3 +242,13 @@ def test_openapi_documents_every_status(client: TestClient) -> None:
     reading = spec["components"]["schemas"]["Reading"]
     assert reading["additionalProperties"] is False
     assert reading["examples"]
+
+
+def test_the_pinned_bundle_is_served(bundle_path: Path) -> None:
+    from training.bundle import load_bundle
+
+    pin = load_bundle(bundle_path, with_pipeline=False).bundle_hash
+    settings = Settings(model_dir=bundle_path, log_format="json", bundle_sha256=pin)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/v1/model").json()["bundle_hash"] == pin

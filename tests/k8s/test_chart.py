@@ -210,6 +210,25 @@ def test_canary_tracks_share_the_service() -> None:
     assert stable != canary
 
 
+def test_each_track_pins_its_own_bundle() -> None:
+    def pins(values: dict[str, Any]) -> dict[str, str | None]:
+        found = {}
+        for metadata, spec in pod_specs(render(values)):
+            env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+            found[metadata["labels"].get("track", "")] = env.get("FAULTLINE_BUNDLE_SHA256")
+        return found
+
+    stable, canary = "a" * 64, "b" * 64
+    canary_values = values_of(CHART / "ci" / "canary-values.yaml")
+    assert pins(canary_values) == {"stable": None, "canary": None}  # unpinned by default
+    canary_values["model"] = {"bundleSha256": stable}
+    canary_values["canary"]["bundleSha256"] = canary
+    assert pins(canary_values) == {"stable": stable, "canary": canary}
+    rollout = values_of(CHART / "ci" / "rollout-values.yaml")
+    rollout["model"] = {"bundleSha256": stable}
+    assert set(pins(rollout).values()) == {stable}
+
+
 def test_ingress_canary_weight_routes_to_canary_pods_only() -> None:
     objects = render(values_of(CHART / "ci" / "canary-ingress-values.yaml"))
     services = {s["metadata"]["name"]: s for s in by_kind(objects, "Service")}
@@ -272,8 +291,9 @@ def test_embedded_rules_and_dashboards_are_identical_to_their_sources() -> None:
         {"replicaCount": "three"},
         {"service": {"prot": 80}},
         {"canary": {"trafficSplit": "dns"}},
+        {"model": {"bundleSha256": "ABC"}},
     ],
-    ids=["misspelled key", "wrong type", "nested typo", "bad enum"],
+    ids=["misspelled key", "wrong type", "nested typo", "bad enum", "bad bundle hash"],
 )
 def test_schema_rejects_bad_values(bad: dict[str, Any]) -> None:
     with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmValuesError):

@@ -88,6 +88,18 @@ def test_an_untrusted_type_is_refused_even_with_a_valid_manifest(copy: Path) -> 
         B.load_bundle(copy)
 
 
+def test_a_rewritten_serving_form_is_refused_by_the_pin(copy: Path, bundle_path: Path) -> None:
+    pin = B.load_bundle(bundle_path).bundle_hash
+    assert B.load_bundle(copy, pinned_hash=pin).bundle_hash == pin  # an identical copy is fine
+    spec = json.loads((copy / B.SERVING_FILE).read_text())
+    spec["numeric"]["scale"][0] *= 2  # a quietly different model...
+    (copy / B.SERVING_FILE).write_text(json.dumps(spec))
+    _rewrite_manifest(copy)  # ...with a manifest that matches it again
+    assert B.load_bundle(copy).bundle_hash != pin  # the manifest check alone cannot tell
+    with pytest.raises(B.BundleIntegrityError, match="pins"):
+        B.load_bundle(copy, pinned_hash=pin)
+
+
 def test_writing_an_unloadable_pipeline_is_refused(tmp_path: Path) -> None:
     with pytest.raises(B.BundleIncompatibleError, match="would refuse"):
         B.write_bundle(

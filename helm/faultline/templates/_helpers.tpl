@@ -66,7 +66,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/*
 Pod template shared by the stable and canary Deployments and the Argo Rollout.
-Call with (dict "root" $ "track" "stable"|"canary" "image" <image values> "modelVersion" <string>).
+Call with (dict "root" $ "track" "stable"|"canary" "image" <image values> "modelVersion" <string>
+"bundleSha256" <string>).
 */}}
 {{- define "faultline.podTemplate" -}}
 {{- $root := .root }}
@@ -143,6 +144,10 @@ spec:
           value: {{ $values.service.predictionLogSampleRate | quote }}
         - name: FAULTLINE_DRIFT_WINDOW
           value: {{ $values.service.driftWindow | quote }}
+        {{- with .bundleSha256 }}
+        - name: FAULTLINE_BUNDLE_SHA256
+          value: {{ . | quote }}
+        {{- end }}
         {{- if gt (int $values.service.workers) 1 }}
         - name: PROMETHEUS_MULTIPROC_DIR  # counters shared by the worker processes
           value: /tmp/metrics
