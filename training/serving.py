@@ -140,7 +140,7 @@ class CompiledModel:
         self._support = np.asarray(spec["support"], dtype=np.intp)
         estimator = spec["estimator"]
         self.kind = str(estimator.get("source", estimator["kind"]))
-        self._model = _load_estimator(estimator, blobs)
+        self._model = _load_estimator(estimator, blobs, features=len(self._support))
 
     @classmethod
     def from_bundle_dir(cls, spec: dict[str, Any], bundle_dir: Path) -> CompiledModel:
@@ -168,11 +168,13 @@ def _expit(z: np.ndarray) -> np.ndarray:
 
 
 def _load_estimator(
-    spec: dict[str, Any], blobs: dict[str, bytes]
+    spec: dict[str, Any], blobs: dict[str, bytes], features: int
 ) -> Callable[[np.ndarray], np.ndarray]:
     if spec["kind"] == "logistic":
         coef = np.asarray(spec["coef"], dtype=float)
         intercept = float(spec["intercept"])
+        if coef.shape != (features,):
+            raise ServingFormError(f"{coef.size} coefficients for {features} features")
 
         def logistic(X: np.ndarray) -> np.ndarray:
             return _expit(X @ coef + intercept)
@@ -181,6 +183,7 @@ def _load_estimator(
     if spec["kind"] == "trees":
         return OnnxTrees(
             blobs[spec["file"]],
+            features=features,
             postprocessor=str(spec["postprocessor"]),
             base_score=float(spec["base_score"]),
             as_float32=bool(spec.get("input_float32", False)),
@@ -192,7 +195,7 @@ class OnnxTrees:
     """The ensemble in ONNX Runtime: one thread, no spinning (one worker process per core)."""
 
     def __init__(
-        self, model: bytes, postprocessor: str, base_score: float, as_float32: bool
+        self, model: bytes, features: int, postprocessor: str, base_score: float, as_float32: bool
     ) -> None:
         import onnxruntime
 
@@ -210,7 +213,14 @@ class OnnxTrees:
             )
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ServingFormError(f"ONNX model refused by ONNX Runtime: {exc}") from exc
-        (self._input,) = (i.name for i in self._session.get_inputs())
+        # the one signature the exporter writes: X double [rows, features] -> Y double [rows, 1]
+        signature = [
+            (arg.type, arg.shape[1:])
+            for arg in (*self._session.get_inputs(), *self._session.get_outputs())
+        ]
+        if signature != [("tensor(double)", [features]), ("tensor(double)", [1])]:
+            raise ServingFormError(f"ONNX model signature {signature} is not trees over {features}")
+        self._input = self._session.get_inputs()[0].name
         self._sigmoid = postprocessor == "sigmoid"
         self._base_score = base_score
         self._as_float32 = as_float32

@@ -22,7 +22,7 @@ def _served(estimator: Any, float32: bool) -> OnnxTrees:
     import treelite
 
     model, postprocessor, base_score = from_treelite(treelite.sklearn.import_model(estimator))
-    return OnnxTrees(model, postprocessor, base_score, as_float32=float32)
+    return OnnxTrees(model, X.shape[1], postprocessor, base_score, as_float32=float32)
 
 
 @pytest.mark.parametrize(
@@ -75,3 +75,16 @@ def test_a_multiclass_forest_is_refused() -> None:
     forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, labels)
     with pytest.raises(TreeExportError):
         from_treelite(treelite.sklearn.import_model(forest))
+
+
+def test_a_model_of_another_width_is_refused() -> None:
+    import treelite
+
+    from training.serving import ServingFormError
+
+    estimator = HistGradientBoostingClassifier(max_iter=3).fit(X, Y)
+    model, postprocessor, base_score = from_treelite(treelite.sklearn.import_model(estimator))
+    with pytest.raises(ServingFormError, match="signature"):
+        OnnxTrees(model, X.shape[1] + 1, postprocessor, base_score, as_float32=False)
+    with pytest.raises(ServingFormError, match="refused"):
+        OnnxTrees(b"not an onnx model", X.shape[1], postprocessor, base_score, as_float32=False)
