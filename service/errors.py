@@ -73,7 +73,7 @@ def from_validation(exc: ValidationError) -> InvalidInputError:
     """Translate pydantic's errors into our details and bounded metric labels."""
     details, reasons = [], []
     for error in exc.errors(include_url=False, include_input=False):
-        loc = [str(part) for part in error["loc"]]
+        loc = [str(part)[:100] for part in error["loc"]]  # field names are the client's: bounded
         # an unknown field's name is the client's: count it as "unknown" (bounded labels)
         named = [part for part in loc if part in KNOWN_FIELDS]
         field = "unknown" if error["type"] == "extra_forbidden" else (named or ["body"])[-1]

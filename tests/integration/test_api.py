@@ -224,6 +224,13 @@ def test_bad_input_gets_its_specific_4xx(client: TestClient, name: str) -> None:
         assert reason in {d["reason"] for d in error["details"]}
 
 
+def test_client_field_names_are_not_echoed_unbounded(client: TestClient) -> None:
+    response = client.post("/v1/predict", json={**READING, "x" * 100_000: 1})
+    assert response.status_code == 422
+    assert len(response.content) < 2_000
+    assert response.json()["error"]["details"][0]["reason"] == "unknown_field"
+
+
 def test_unknown_routes_and_methods_use_the_error_body(client: TestClient) -> None:
     missing = client.get("/nope")
     assert missing.status_code == 404
