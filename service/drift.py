@@ -64,8 +64,11 @@ class DriftMonitor:
         bins[:, -1] = np.searchsorted(self._score_edges, scores, side="left")
         with self._lock:
             rows = (self._cursor + np.arange(n)) % self._window
-            if self._filled == self._window:
-                old = self._ring[rows]
+            # rows being overwritten leave the counts; until the ring is full, slots below
+            # `filled` are the occupied ones (also when this batch wraps past the end)
+            replaced = rows[rows < self._filled]
+            if len(replaced):
+                old = self._ring[replaced]
                 for j, nb in enumerate(self._nbins):
                     self._counts[j] -= np.bincount(old[:, j], minlength=nb)
             self._ring[rows] = bins

@@ -49,3 +49,14 @@ def test_drifted_inputs_raise_psi() -> None:
     shifted[:, F.NUMERIC_NAMES.index(F.TORQUE.name)] += 15.0
     monitor.observe(shifted, CODES[2000:], SCORES[2000:])
     assert calm < 0.05 < 0.25 < monitor.snapshot()[F.TORQUE.name]
+
+
+def test_a_batch_that_fills_the_window_midway_keeps_counts_exact() -> None:
+    """Regression: a batch straddling the moment the ring fills left stale rows counted."""
+    monitor, exact = DriftMonitor(REFERENCE, window=500), DriftMonitor(REFERENCE, window=500)
+    for start in range(0, 1204, 7):
+        monitor.observe(NUMERIC[start : start + 7], CODES[start : start + 7], SCORES[:7])
+        assert all(int(c.sum()) == monitor.readings for c in monitor._counts)
+    exact.observe(NUMERIC[704:1204], CODES[704:1204], SCORES[:500])  # the last 500 readings
+    features = [*F.NUMERIC_NAMES, F.PRODUCT_TYPE.name]
+    assert [monitor.snapshot()[f] for f in features] == [exact.snapshot()[f] for f in features]
