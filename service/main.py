@@ -15,12 +15,12 @@ from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from service.batching import MicroBatcher
 from service.config import Settings
 from service.errors import install_handlers
-from service.fast_path import PATH as PREDICT_PATH
-from service.fast_path import PredictFastPath
 from service.logging import configure_logging, flush
 from service.metrics import LATENCY_BUCKETS, ServiceMetrics
 from service.middleware import RequestContextMiddleware
 from service.openapi import install_openapi
+from service.predict_endpoint import PATH as PREDICT_PATH
+from service.predict_endpoint import PredictEndpoint
 from service.predictor import Predictor
 from service.routes import router
 from service.schemas import READING, batch_adapter
@@ -107,7 +107,7 @@ def create_app(
     install_openapi(app, [READING, state.batch_adapter])
     # innermost of the three: the instrumentator and the request context see it like a route
     predict_route = next(r for r in router.routes if getattr(r, "path", None) == PREDICT_PATH)
-    app.add_middleware(PredictFastPath, state=state, route=predict_route)
+    app.add_middleware(PredictEndpoint, state=state, route=predict_route)
     instrumentator = Instrumentator(
         should_group_status_codes=False,
         should_ignore_untemplated=True,

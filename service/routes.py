@@ -112,8 +112,8 @@ PREDICT_BODY = {
     openapi_extra={"requestBody": PREDICT_BODY},
 )
 async def predict(request: Request, state: State) -> Response:
-    # Served by service.fast_path.PredictFastPath in front of the router; this route declares
-    # the operation (OpenAPI, routing labels) and answers when the app runs without it.
+    # Served by service.predict_endpoint.PredictEndpoint in front of the router; this route
+    # declares the operation (OpenAPI, routing labels) and answers when the app runs without it.
     scope_state = request.scope["state"]
     body = await answer_predict(
         state,

@@ -1,4 +1,4 @@
-"""The ASGI fast path answers POST /v1/predict exactly as the FastAPI route it stands in for."""
+"""The ASGI endpoint answers POST /v1/predict exactly as the FastAPI route it stands in for."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
-from service.fast_path import PredictFastPath
 from service.main import create_app
+from service.predict_endpoint import PredictEndpoint
 from tests.conftest import metric_value
 from training import features as F
 
@@ -32,7 +32,7 @@ CASES: dict[str, dict[str, Any]] = {
 def _client(settings: Any, fast: bool) -> TestClient:
     app = create_app(settings, CollectorRegistry())
     if not fast:  # the FastAPI route alone (the middleware stack is built on first request)
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not PredictFastPath]
+        app.user_middleware = [m for m in app.user_middleware if m.cls is not PredictEndpoint]
     return TestClient(app, raise_server_exceptions=False)
 
 

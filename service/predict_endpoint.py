@@ -43,7 +43,7 @@ async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
-class PredictFastPath:
+class PredictEndpoint:
     """Serves POST /v1/predict; passes everything else on to the FastAPI app."""
 
     def __init__(self, app: ASGIApp, state: AppState, route: Any) -> None:
