@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Container smoke test (CI): the image becomes ready, answers one prediction, runs as non-root
-# on a read-only root filesystem without capabilities, and stops cleanly within its drain time.
+# on a read-only root filesystem without capabilities, serves the compiled serving form, prints
+# the baked bundle's hash, and stops cleanly within its drain time.
 set -euo pipefail
 IMAGE="${1:?usage: smoke.sh IMAGE}"
 PORT="${PORT:-18080}"
@@ -18,6 +19,11 @@ body='{"product_type":"M","air_temperature_k":300.1,"process_temperature_k":310.
 answer=$(curl -sf -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:${PORT}/v1/predict")
 echo "$answer"
 echo "$answer" | grep -q '"failure_probability"'
+model=$(curl -sf "http://127.0.0.1:${PORT}/v1/model")
+echo "$model" | grep -q '"inference_path":"compiled-' || { echo "not the serving form: $model"; exit 1; }
+hash=$(echo "$model" | sed -n 's/.*"bundle_hash":"\([0-9a-f]\{64\}\)".*/\1/p')
+[ -n "$hash" ] || { echo "no bundle hash in /v1/model"; exit 1; }
+echo "bundle_hash $hash (pin it with the chart's model.bundleSha256)"
 uid=$(docker exec "$NAME" id -u)
 [ "$uid" != "0" ] || { echo "runs as root"; exit 1; }
 [ "$(docker inspect -f '{{.HostConfig.ReadonlyRootfs}}' "$NAME")" = "true" ]
