@@ -28,6 +28,7 @@ REASONS = {
     "too_short": "empty_batch",
 }
 KNOWN_FIELDS = {*F.FEATURE_NAMES, "instances"}
+INTERNAL_MESSAGE = "internal error; see the logs for the request id"
 
 
 class ServiceError(Exception):
@@ -99,6 +100,13 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def unexpected_error_answer(exc: Exception) -> bytes:
+    """Log the stack (with the request id from the context) and return the 500 body."""
+    log.error("unhandled_error", exc_info=exc)
+    body = {"error": {"type": "internal", "message": INTERNAL_MESSAGE, "details": None}}
+    return orjson.dumps(body)
+
+
 def service_error_answer(state: Any, exc: ServiceError) -> tuple[int, bytes, list[tuple[str, str]]]:
     """(status, JSON error body, extra headers) for a ServiceError; counts rejected input."""
     if state is not None and exc.status < 500:
@@ -135,6 +143,5 @@ def install_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled_error", exc_info=exc)
-        return error_response(500, "internal", "internal error; see the logs for the request id")
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        return Response(unexpected_error_answer(exc), 500, media_type="application/json")

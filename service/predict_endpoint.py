@@ -13,20 +13,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import ServiceError, service_error_answer
+from service.errors import ServiceError, service_error_answer, unexpected_error_answer
 from service.routes import answer_predict
 from service.state import AppState
 
-log = structlog.get_logger("faultline.errors")
 PATH = "/v1/predict"
 JSON = (b"content-type", b"application/json")
-INTERNAL = (
-    b'{"error":{"type":"internal","message":"internal error; see the logs for the request id",'
-    b'"details":null}}'
-)
 
 
 class ClientGoneError(Exception):
@@ -80,8 +74,7 @@ class PredictEndpoint:
             status, body, extra = service_error_answer(self.state, exc)
             headers += [(k.lower().encode(), v.encode()) for k, v in extra]
         except Exception as exc:  # never a traceback to the client; the stack goes to the log
-            log.error("unhandled_error", exc_info=exc)
-            status, body = 500, INTERNAL
+            status, body = 500, unexpected_error_answer(exc)
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

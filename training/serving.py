@@ -25,6 +25,8 @@ from training import features as F
 TREES_FILE = "model.onnx"
 FORMAT_VERSION = 2  # 1 carried a treelite checkpoint
 PARITY_TOLERANCE = 1e-6
+# treelite post-processors the serving side applies (sigmoid: HGB; identity*: averaged forests)
+POSTPROCESSORS = ("sigmoid", "identity", "identity_multiclass")
 # Product type -> one-hot column, in the contract's order (the service maps requests with it)
 TYPE_CODES: dict[str, int] = {c: i for i, c in enumerate(F.PRODUCT_TYPE.categories)}
 
@@ -199,7 +201,7 @@ class OnnxTrees:
     ) -> None:
         import onnxruntime
 
-        if postprocessor not in ("sigmoid", "identity", "identity_multiclass"):
+        if postprocessor not in POSTPROCESSORS:
             raise ServingFormError(f"unknown post-processor {postprocessor!r}")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1

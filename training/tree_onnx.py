@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from training.serving import POSTPROCESSORS
+
 ML_OPSET = 5
 ONNX_OPSET = 21
 LEQ = 0  # TreeEnsemble nodes_modes: BRANCH_LEQ (x <= threshold goes to the "true" branch)
 AGGREGATE = {False: 1, True: 0}  # average_tree_output -> aggregate_function (SUM, AVERAGE)
-POSTPROCESSORS = ("sigmoid", "identity", "identity_multiclass")
 
 
 class TreeExportError(Exception):
