@@ -19,10 +19,9 @@ from service.logging import configure_logging, flush
 from service.metrics import LATENCY_BUCKETS, ServiceMetrics
 from service.middleware import RequestContextMiddleware
 from service.openapi import install_openapi
-from service.predict_endpoint import PATH as PREDICT_PATH
 from service.predict_endpoint import PredictEndpoint
 from service.predictor import Predictor
-from service.routes import router
+from service.routes import predict, router
 from service.schemas import READING, batch_adapter
 from service.state import AppState
 from training.bundle import BundleError
@@ -106,7 +105,7 @@ def create_app(
     install_handlers(app)
     install_openapi(app, [READING, state.batch_adapter])
     # innermost of the three: the instrumentator and the request context see it like a route
-    predict_route = next(r for r in router.routes if getattr(r, "path", None) == PREDICT_PATH)
+    predict_route = next(r for r in router.routes if getattr(r, "endpoint", None) is predict)
     app.add_middleware(PredictEndpoint, state=state, route=predict_route)
     instrumentator = Instrumentator(
         should_group_status_codes=False,

@@ -19,7 +19,6 @@ from service.errors import ServiceError, service_error_answer, unexpected_error_
 from service.routes import answer_predict
 from service.state import AppState
 
-PATH = "/v1/predict"
 JSON = (b"content-type", b"application/json")
 
 
@@ -44,9 +43,10 @@ class PredictEndpoint:
         self.app = app
         self.state = state
         self.route = route  # the FastAPI route: logs and metrics name it as usual
+        self.path = route.path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         scope["route"] = self.route
