@@ -65,7 +65,9 @@ def _list_type(
     keys = schema.get("x-kubernetes-list-map-keys", [])
     for item in instance:
         if list_type == "map":
-            identity = yaml.safe_dump({k: item.get(k) for k in keys} if isinstance(item, dict) else item)
+            identity = yaml.safe_dump(
+                {k: item.get(k) for k in keys} if isinstance(item, dict) else item
+            )
         elif list_type == "set":
             identity = yaml.safe_dump(item)
         else:

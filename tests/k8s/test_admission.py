@@ -66,7 +66,9 @@ def test_the_crd_check_refuses_what_the_api_server_refused() -> None:
     assert crds.errors(wrong_type)
 
 
-def _promtool_check(groups: list[dict[str, Any]], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _promtool_check(
+    groups: list[dict[str, Any]], tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "rules.yml"
     path.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
     return subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
