@@ -77,11 +77,11 @@ RELEASE ?= faultline
 TAG ?= dev
 CANARY_TAG ?= canary
 KIND_NODE ?= kindest/node:v1.31.2
-ADAPTER ?= 0
+ADAPTER ?= 1
 ROLLOUTS ?= 0
 DEPLOY_ARGS ?=
 
-kind-up: ## kind cluster + ingress-nginx, metrics-server, kube-prometheus-stack (ADAPTER=1, ROLLOUTS=1 for more)
+kind-up: ## kind cluster + ingress-nginx, metrics-server, kube-prometheus-stack, prometheus-adapter (ADAPTER=0 skips it; ROLLOUTS=1 adds Argo Rollouts)
 	kind create cluster --name $(CLUSTER) --config k8s/kind/cluster.yaml --image $(KIND_NODE) --wait 180s
 	helm repo add ingress-nginx https://kubernetes.github.io/ingress-nginx --force-update
 	helm repo add metrics-server https://kubernetes-sigs.github.io/metrics-server --force-update
@@ -103,9 +103,12 @@ kind-up: ## kind cluster + ingress-nginx, metrics-server, kube-prometheus-stack 
 kind-load: image ## Build the image and load it into the kind cluster
 	kind load docker-image $(IMAGE) --name $(CLUSTER)
 
-deploy: ## helm upgrade --install (waits for readiness), then helm test
+deploy: ## helm upgrade --install (waits for readiness, an Argo Rollout too), then helm test
 	helm upgrade --install $(RELEASE) helm/faultline -n $(NAMESPACE) --create-namespace \
 	  -f k8s/kind/faultline-values.yaml --set image.tag=$(TAG) $(DEPLOY_ARGS) --wait --timeout 5m
+	@# Helm's --wait does not know the Rollout kind: wait for it to be Healthy before testing
+	if kubectl -n $(NAMESPACE) get rollout $(RELEASE) >/dev/null 2>&1; then \
+	  kubectl -n $(NAMESPACE) wait rollout/$(RELEASE) --for=jsonpath='{.status.phase}'=Healthy --timeout=5m; fi
 	helm test $(RELEASE) -n $(NAMESPACE) --logs --timeout 3m
 
 canary: ## Add a canary track running image tag CANARY_TAG

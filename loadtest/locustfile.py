@@ -15,6 +15,7 @@ from typing import Any
 from locust import FastHttpUser, constant_throughput, events, task
 from locust.env import Environment
 
+from loadtest import slo
 from loadtest.payloads import JSON, Payloads, check_error, check_prediction
 from loadtest.shapes import SCENARIOS, ScenarioShape  # noqa: F401 (Locust finds the shape here)
 from loadtest.slo import gate
@@ -47,12 +48,12 @@ def _options(parser: Any) -> None:
     group.add_argument(
         "--slo-max-failure-ratio",
         type=float,
-        default=0.005,
+        default=slo.MAX_FAILURE_RATIO,
         help="Gate: failures / requests (the availability SLO).",
     )
-    group.add_argument("--slo-p95-ms", type=float, default=10.0, help="Gate: p95 in ms.")
+    group.add_argument("--slo-p95-ms", type=float, default=slo.P95_MS, help="Gate: p95 in ms.")
     group.add_argument(
-        "--slo-p99-ms", type=float, default=25.0, help="Gate: p99 in ms (the latency SLO bound)."
+        "--slo-p99-ms", type=float, default=slo.P99_MS, help="Gate: p99 in ms (the SLO bound)."
     )
     group.add_argument(
         "--summary-json", default="", help="Write the gate's figures (requests, p50/p95/p99) here."

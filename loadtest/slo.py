@@ -14,6 +14,11 @@ from typing import Any
 
 log = logging.getLogger("faultline.slo")
 
+# The SLO numbers the gates use (the alerting rules state the same bounds).
+MAX_FAILURE_RATIO = 0.005
+P95_MS = 10.0
+P99_MS = 25.0
+
 
 def violations(stats: Any, max_failure_ratio: float, p95_ms: float, p99_ms: float) -> list[str]:
     """What broke the SLO in a Locust stats entry (empty when the run passes)."""
@@ -48,9 +53,9 @@ def gate(environment: Any) -> None:
     stats = predict_stats(environment)
     broken = violations(
         stats,
-        getattr(options, "slo_max_failure_ratio", 0.005),
-        getattr(options, "slo_p95_ms", 10.0),
-        getattr(options, "slo_p99_ms", 25.0),
+        getattr(options, "slo_max_failure_ratio", MAX_FAILURE_RATIO),
+        getattr(options, "slo_p95_ms", P95_MS),
+        getattr(options, "slo_p99_ms", P99_MS),
     )
     summary_path = getattr(options, "summary_json", "")
     if summary_path:

@@ -22,6 +22,8 @@ import pytest
 
 from loadtest.stack import prometheus, service
 from tests.conftest import FIXTURE_ROWS, FIXTURE_SEED, train_small
+from tests.k8s import argo
+from tests.k8s.test_chart import render, values_of
 from training import data as D
 from training import features as F
 from training.evaluate import QualityGate
@@ -121,7 +123,34 @@ def _analyze(
             cwd=ROOT,
             timeout=60,
         )
-    return run.returncode, json.loads(out.read_text()) if out.exists() else {}, run.stdout
+        report = json.loads(out.read_text()) if out.exists() else {}
+        _argo_agrees(prom.url, report)
+    return run.returncode, report, run.stdout
+
+
+def _argo_agrees(prometheus_url: str, report: dict[str, Any]) -> None:
+    """The chart's AnalysisTemplate, measured on the same Prometheus with Argo's rules, reaches
+    the CLI's verdict and names the same failing checks."""
+    [template] = (
+        o
+        for o in render(values_of(ROOT / "helm" / "faultline" / "ci" / "rollout-values.yaml"))
+        if o["kind"] == "AnalysisTemplate"
+    )
+    results = {}
+    for metric in template["spec"]["metrics"]:
+        query = (
+            metric["provider"]["prometheus"]["query"]
+            .replace('job="faultline", namespace="ml"', 'job=~".*faultline.*"')
+            .replace("{{args.window}}", "1m")
+        )
+        body = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": query}).json()
+        assert body["status"] == "success", body
+        results[metric["name"]] = [float(v["value"][1]) for v in body["data"]["result"]]
+    phase, failed = argo.run_once(template, results)
+    expected = {"promote": "Successful", "rollback": "Failed", "inconclusive": "Inconclusive"}
+    assert phase == expected[report["verdict"]], (phase, results, report)
+    if report["verdict"] == "rollback":
+        assert failed == {c["name"] for c in report["checks"] if c["result"] == "fail"}
 
 
 def _failed(report: dict[str, Any]) -> set[str]:

@@ -28,10 +28,19 @@ def values_of(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {}
 
 
-def render(values: dict[str, Any], tests: bool = False) -> list[dict[str, Any]]:
-    """Rendered objects (NOTES.txt left out; helm test pods only when asked)."""
+def render(
+    values: dict[str, Any], tests: bool = False, install: bool = True
+) -> list[dict[str, Any]]:
+    """Rendered objects (NOTES.txt left out; helm test pods only when asked), for an install
+    or (install=False) an upgrade."""
     with helm.Chart.load(str(CHART)) as chart:
-        files = chart.render(values=values, name="faultline", namespace=NAMESPACE, is_install=True)
+        files = chart.render(
+            values=values,
+            name="faultline",
+            namespace=NAMESPACE,
+            is_install=install,
+            is_upgrade=not install,
+        )
     objects = []
     for path, text in sorted(files.items()):
         if path.endswith("NOTES.txt") or ("/tests/" in path) != tests:
@@ -100,6 +109,8 @@ def test_selectors_match_pod_labels(rendered: tuple[dict[str, Any], list[dict[st
     for pdb in by_kind(objects, "PodDisruptionBudget"):
         assert all(selects(pdb["spec"]["selector"]["matchLabels"], labels) for labels in pod_labels)
     for policy in by_kind(objects, "NetworkPolicy"):
+        if policy["metadata"]["name"].endswith("-helm-test"):
+            continue  # the helm test pod's own policy (tests/k8s/test_workload_safety.py)
         assert all(
             selects(policy["spec"]["podSelector"]["matchLabels"], labels) for labels in pod_labels
         )
@@ -122,18 +133,26 @@ def test_ports_agree(rendered: tuple[dict[str, Any], list[dict[str, Any]]]) -> N
     for _, spec in pod_specs(objects):
         main = [c for c in spec["containers"] if c["name"] == "faultline"]
         for container in main:
+            env = {e["name"]: e.get("value") for e in container["env"]}
             assert container["ports"] == [
-                {"name": "http", "containerPort": 8000, "protocol": "TCP"}
+                {"name": "http", "containerPort": 8000, "protocol": "TCP"},
+                {
+                    "name": "metrics",
+                    "containerPort": int(env["FAULTLINE_METRICS_PORT"]),
+                    "protocol": "TCP",
+                },
             ]
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 assert container[probe]["httpGet"]["port"] == "http"
+                assert container[probe]["timeoutSeconds"] >= 1  # never the silent 1 s default
     for service in by_kind(objects, "Service"):
-        assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
-    for policy in by_kind(objects, "NetworkPolicy"):
-        assert policy["spec"]["ingress"][0]["ports"] == [{"port": "http", "protocol": "TCP"}]
+        assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http", "metrics"]
+    for ingress in by_kind(objects, "Ingress"):  # the ingress never routes /metrics
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"]["service"]["port"] == {"name": "http"}
     for monitor in by_kind(objects, "ServiceMonitor"):
-        names = {p["name"] for s in by_kind(objects, "Service") for p in s["spec"]["ports"]}
-        assert {e["port"] for e in monitor["spec"]["endpoints"]} <= names
+        assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
 
 
 def test_grace_period_covers_prestop_and_drain(
@@ -177,10 +196,13 @@ def test_optional_features_are_off_by_default() -> None:
 
 
 def test_hpa_renders_only_when_enabled_and_then_owns_replicas() -> None:
-    objects = render(values_of(CHART / "ci" / "hpa-values.yaml"))
+    values = values_of(CHART / "ci" / "hpa-values.yaml")
+    objects = render(values, install=False)
     [hpa] = by_kind(objects, "HorizontalPodAutoscaler")
     [deployment] = by_kind(objects, "Deployment")
-    assert "replicas" not in deployment["spec"]
+    assert "replicas" not in deployment["spec"]  # an upgrade never resets what the HPA chose
+    [installed] = by_kind(render(values), "Deployment")  # a new install starts at the floor
+    assert installed["spec"]["replicas"] == hpa["spec"]["minReplicas"] == 2
     assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 60
     assert {m["type"] for m in hpa["spec"]["metrics"]} == {"Resource", "Pods"}
@@ -196,7 +218,7 @@ def test_canary_tracks_share_the_service() -> None:
     assert set(deployments) == {"stable", "canary"}
     assert (
         deployments["canary"]["spec"]["template"]["spec"]["containers"][0]["image"]
-        == "faultline:next"
+        == "ghcr.io/faultline-ml/faultline:next"
     )
     [service] = by_kind(objects, "Service")
     assert "track" not in service["spec"]["selector"]
@@ -252,8 +274,9 @@ def test_rollout_and_analysis_template_come_from_the_canary_definition() -> None
     [template] = by_kind(objects, "AnalysisTemplate")
     checks = yaml.safe_load((ROOT / "prometheus" / "canary-analysis.yml").read_text())["checks"]
     metrics = {m["name"]: m for m in template["spec"]["metrics"]}
-    assert list(metrics) == [c["name"] for c in checks]
-    for check in checks:
+    judging = [c for c in checks if c["kind"] != "traffic"]
+    assert list(metrics) == [c["name"] for c in judging]  # traffic guards every judging query
+    for check in judging:
         query = metrics[check["name"]]["provider"]["prometheus"]["query"]
         assert 'job="faultline", namespace="ml"' in query or "$SELECTOR" not in check["query"]
         assert "$" not in query.replace("{{args.window}}", "")

@@ -19,25 +19,8 @@ BOARDS = ROOT / "grafana" / "dashboards"
 SCHEMA = ROOT / "grafana" / "schema" / "dashboard.schema.json"
 sys.path.insert(0, str(ROOT / "grafana"))
 import build  # noqa: E402  (grafana/build.py: the dashboards' source)
-
-# What a Grafana variable is replaced with when a query is run outside Grafana.
-VARIABLES = {"$namespace": ".*", "$model_version": ".*", "$track": ".*", "$__rate_interval": "1m"}
-
-
-def dashboards() -> dict[str, dict[str, Any]]:
-    return {p.name: json.loads(p.read_text()) for p in sorted(BOARDS.glob("*.json"))}
-
-
-def queries(board: dict[str, Any]) -> list[tuple[str, str]]:
-    """(panel title, PromQL with variables substituted) for every target."""
-    found = []
-    for panel in board["panels"]:
-        for target in panel["targets"]:
-            expr = target["expr"]
-            for name, value in VARIABLES.items():
-                expr = expr.replace(name, value)
-            found.append((panel["title"], expr))
-    return found
+from check_live import dashboards  # noqa: E402  (grafana/check_live.py: also runs on kind)
+from check_live import panel_queries as queries  # noqa: E402
 
 
 def test_committed_dashboards_are_what_the_code_generates() -> None:

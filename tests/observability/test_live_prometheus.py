@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
+from loadtest import server_slo
 from loadtest.stack import Prometheus, Service, prometheus, service
 from service.metrics import LATENCY_BUCKETS
 from tests.conftest import FIXTURE_ROWS, FIXTURE_SEED
@@ -167,3 +168,24 @@ def test_rules_dashboards_and_drift_alert_through_real_evaluation(
         active[0]["labels"]["model_version"]
         == httpx.get(f"{running.url}/v1/model").json()["version"]
     )
+
+
+def test_server_side_slo_gate_reads_what_the_service_measured(
+    stack: tuple[Service, Prometheus],
+) -> None:
+    """The gate CI uses where the load generator is the bottleneck: real histogram, real 5xx."""
+    running, prom = stack
+    client = Client(running.url)
+    for reading in _sample(100, 6):
+        client.post(reading)
+    prom.wait_for('sum(http_requests_total{handler="/v1/predict"})', lambda v: v >= 100)
+    figures = server_slo.measure(prom.url, 'job=~".*faultline.*"', "5m")
+    assert figures.requests >= 100
+    assert figures.error_ratio == 0.0  # 422s are the client's, never counted as 5xx
+    assert 0 < figures.p95_ms <= figures.p99_ms < 1000
+    assert server_slo.violations(figures, p95_ms=1000, p99_ms=1000) == []
+    assert any("p99" in v for v in server_slo.violations(figures, p99_ms=figures.p99_ms / 2))
+    empty = server_slo.measure(prom.url, 'job="no-such-job"', "5m")
+    assert server_slo.violations(empty) == [
+        "the service recorded no /v1/predict requests in the window"
+    ]

@@ -36,6 +36,27 @@ app.kubernetes.io/name: {{ include "faultline.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/*
+Labels of helm test and other helper pods: the release's, but never the selector labels, so no
+Service, PDB, NetworkPolicy podSelector or topology spread of the workload ever selects them.
+*/}}
+{{- define "faultline.helperLabels" -}}
+helm.sh/chart: {{ include "faultline.chart" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: faultline
+{{- end }}
+
+{{/* Prometheus `job` of every track (ServiceMonitor jobLabel): one job, told apart by `track`. */}}
+{{- define "faultline.job" -}}
+{{ include "faultline.fullname" . }}
+{{- end }}
+
+{{/* Replicas when a drain starts: the HPA's floor with autoscaling, else replicaCount. */}}
+{{- define "faultline.minReplicas" -}}
+{{- if .Values.autoscaling.enabled }}{{ .Values.autoscaling.minReplicas }}{{ else }}{{ .Values.replicaCount }}{{ end }}
+{{- end }}
+
 {{- define "faultline.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "faultline.fullname" .) .Values.serviceAccount.name }}
@@ -54,7 +75,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $grace }}
 {{- end }}
 
-{{/* Image reference for a track (tag defaults to the chart's appVersion). */}}
+{{/* Image reference for a track (tag defaults to the chart's appVersion; a digest wins). */}}
 {{- define "faultline.image" -}}
 {{- $image := .image }}
 {{- if $image.digest }}
@@ -62,6 +83,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- else }}
 {{- printf "%s:%s" $image.repository (default .root.Chart.AppVersion $image.tag) }}
 {{- end }}
+{{- end }}
+
+{{/*
+The canary's image values: what canary.image names, the rest from image. The stable digest is
+inherited only when the canary names neither a tag nor a digest (then it runs the stable image
+on purpose); a canary tag must never be overridden by the stable digest.
+*/}}
+{{- define "faultline.canaryImage" -}}
+{{- $canary := .Values.canary.image }}
+{{- $image := merge (dict) $canary .Values.image }}
+{{- if and $canary.tag (not $canary.digest) }}
+{{- $_ := set $image "digest" "" }}
+{{- end }}
+{{- toJson $image }}
 {{- end }}
 
 {{/*
@@ -129,9 +164,14 @@ spec:
         - name: http
           containerPort: 8000
           protocol: TCP
+        - name: metrics
+          containerPort: {{ $values.service.metricsPort }}
+          protocol: TCP
       env:
         - name: FAULTLINE_MODEL_DIR
           value: /models
+        - name: FAULTLINE_METRICS_PORT
+          value: {{ $values.service.metricsPort | quote }}
         - name: FAULTLINE_DRAIN_SECONDS
           value: {{ $values.service.drainSeconds | quote }}
         - name: FAULTLINE_LOG_FORMAT
@@ -155,18 +195,17 @@ spec:
         {{- with $values.extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
+      {{- with $values.probes }}
       startupProbe:
         httpGet: {path: /readyz, port: http}
-        periodSeconds: 2
-        failureThreshold: 30
+        {{- toYaml .startup | nindent 8 }}
       readinessProbe:
         httpGet: {path: /readyz, port: http}
-        periodSeconds: 5
-        failureThreshold: 2
+        {{- toYaml .readiness | nindent 8 }}
       livenessProbe:
         httpGet: {path: /healthz, port: http}
-        periodSeconds: 10
-        failureThreshold: 3
+        {{- toYaml .liveness | nindent 8 }}
+      {{- end }}
       lifecycle:
         preStop:
           exec:
