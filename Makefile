@@ -6,18 +6,25 @@ RUN := $(UV) run --frozen
 MODELS_DIR ?= artifacts/models
 ROWS ?= 10000
 PYTEST_ARGS ?=
+# shown by `make help` with their values
+HELP_VARIABLES = MODELS_DIR ROWS DATA PORT HOST SCENARIO DURATION USERS PROMETHEUS KEEP IMAGE BASE_IMAGE TRAIN_ARGS PYTEST_ARGS CLUSTER NAMESPACE RELEASE TAG CANARY_TAG KIND_NODE ADAPTER ROLLOUTS DEPLOY_ARGS
 
 IMAGE ?= faultline:dev
 # Where no registry is reachable, `service/base-image.sh` builds local/debian:bookworm.
 BASE_IMAGE ?= $(shell docker image inspect local/debian:bookworm >/dev/null 2>&1 && echo local/debian:bookworm || echo python:3.12-slim)
 
-.PHONY: help setup lint test test-fast train serve demo loadtest image smoke bench dashboards grafana-schema chart-files k8s-manifests kind-up kind-load deploy canary promote rollback kind-down
+.PHONY: help doctor setup lint test test-fast train serve demo loadtest image smoke bench clean dashboards grafana-schema chart-files k8s-manifests kind-up kind-load deploy canary promote rollback kind-down
 
-help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+help: ## List every target, then the variables they take with their defaults
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@echo "Variables (make TARGET NAME=value), with their defaults:"
+	@$(foreach v,$(HELP_VARIABLES),printf '  %-14s %s\n' '$(v)' '$(or $($(v)),(empty))';)
+
+doctor: ## Every prerequisite: found or not, what it is for, how to install it
+	@python3 .ci/doctor.py
 
 setup: ## Install the locked Python environment (.venv)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --quiet
 
 lint: setup ## Ruff (lint + format check), mypy and hadolint
 	$(RUN) ruff check .
@@ -25,25 +32,37 @@ lint: setup ## Ruff (lint + format check), mypy and hadolint
 	$(RUN) mypy
 	$(RUN) hadolint service/Dockerfile
 
-test: lint ## Lint, type check and every test this machine can run
+test: doctor lint ## Lint, type check and every test this machine can run
 	$(RUN) pytest $(PYTEST_ARGS)
 
 test-fast: setup ## Only the fast tiers (no training, no processes)
 	$(RUN) pytest -m "not slow" $(PYTEST_ARGS)
 
-train: setup ## Train on $(ROWS) synthetic rows (or DATA=path.csv) into $(MODELS_DIR)
+train: setup ## Train on ROWS synthetic rows (or DATA=path.csv) into MODELS_DIR
 	$(RUN) python -m training train --rows $(ROWS) --models-dir $(MODELS_DIR) $(if $(DATA),--data $(DATA))
 
-demo: setup ## The main job: train if needed, serve, Prometheus, a minute of Locust, a summary
-	$(RUN) python -m loadtest.demo --models-dir $(MODELS_DIR)
+KEEP ?= 0
+demo: doctor setup ## The main job: train if needed, serve, Prometheus, Locust, a summary (KEEP=1 keeps it up)
+	$(RUN) python -m loadtest.demo --models-dir $(MODELS_DIR) --seconds $(DURATION) --users $(USERS) \
+	  $(if $(filter 1,$(KEEP)),--keep)
 
 HOST ?= http://127.0.0.1:8000
 SCENARIO ?= steady
-loadtest: setup ## Locust against HOST (SCENARIO=steady|ramp|spike), gated on the SLOs
-	$(RUN) locust --config loadtest/locust.conf -H $(HOST) --scenario $(SCENARIO)
+DURATION ?= 60
+USERS ?= 10
+PROMETHEUS ?=
+loadtest: setup ## Locust against HOST for DURATION s with USERS (SCENARIO=steady|ramp|spike); PROMETHEUS=url adds the server-side gate
+	@mkdir -p results/loadtest
+	$(RUN) locust --config loadtest/locust.conf -H $(HOST) --scenario $(SCENARIO) \
+	  --scenario-seconds $(DURATION) --peak-users $(USERS) --summary-json results/loadtest/locust.json \
+	  --csv results/loadtest/locust --html results/loadtest/locust.html \
+	  $(if $(PROMETHEUS),|| true)
+	$(if $(PROMETHEUS),$(RUN) python -m loadtest.server_slo --prometheus $(PROMETHEUS) \
+	  --window $(DURATION)s --client-summary results/loadtest/locust.json)
 
-serve: setup ## Serve the newest local bundle on 127.0.0.1:8000
-	$(RUN) faultline serve --model-dir $(MODELS_DIR)
+PORT ?= 8000
+serve: setup ## Serve the newest bundle of MODELS_DIR on 127.0.0.1:PORT
+	$(RUN) faultline serve --model-dir $(MODELS_DIR) --port $(PORT)
 
 image: ## Build the service image (trains the default bundle inside the build)
 	@mkdir -p .certs && cp /usr/local/share/ca-certificates/*.crt .certs/ 2>/dev/null || true
@@ -57,6 +76,11 @@ smoke: ## Run IMAGE hardened (read-only, no capabilities): ready, one prediction
 bench: setup ## Throughput, latency, start-up and memory (server on core 0, wrk on core 1)
 	@if [ -z "$$(ls -A $(MODELS_DIR) 2>/dev/null | grep -v '^\.')" ]; then $(MAKE) --no-print-directory train; fi
 	$(RUN) python -m loadtest.bench --model-dir $(MODELS_DIR) --json results/bench.json
+
+clean: ## Remove outputs (artifacts/, results/, dist/, caches) and the images the tests built
+	rm -rf artifacts results dist mlruns .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	-docker image rm -f faultline:test 2>/dev/null
+	-docker image prune -f --filter label=org.opencontainers.image.title=faultline 2>/dev/null
 
 dashboards: setup ## Regenerate grafana/dashboards/*.json from grafana/build.py
 	$(RUN) python grafana/build.py

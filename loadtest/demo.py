@@ -2,14 +2,17 @@
 
 Train if there is no bundle; start the service and Prometheus (with the project's rules); run
 the steady Locust scenario with progress; print a summary from Locust and from Prometheus
-(throughput, errors, latency, predicted failure share, largest drift, alerts); leave the HTML
-report; stop everything it started (or keep it running with --keep).
+(throughput, errors, latency, predicted failure share, largest drift, alerts), each figure with
+its target and verdict, judged on what the service measured (a slow client on a healthy server
+is named, not failed: loadtest/server_slo.py), and where every artifact is; stop everything it
+started (or keep it running with --keep, `make demo KEEP=1`). Exit 1 when the SLO failed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -22,11 +25,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from loadtest import server_slo, slo
 from loadtest.stack import ROOT, Prometheus, locust_command, prometheus, service
 from training.bundle import newest_bundle
 
 app = typer.Typer(add_completion=False, help=__doc__)
-console = Console()
+# Not on a terminal (CI, a log file), rich would wrap at 80 columns and split URLs and paths.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _ensure_bundle(models_dir: Path, rows: int) -> Path:
@@ -66,7 +71,8 @@ def _maybe_prometheus(workdir: Path, url: str) -> Iterator[Prometheus | None]:
 
 
 def _locust(url: str, seconds: int, users: int, seed: int, out: Path) -> int:
-    """Run the steady scenario, printing a progress line every 5 s; Locust's exit code."""
+    """Run the steady scenario with progress (a live line on a terminal, a log line every 10 s
+    otherwise); Locust's exit code."""
     command = locust_command(
         url,
         out,
@@ -80,10 +86,19 @@ def _locust(url: str, seconds: int, users: int, seed: int, out: Path) -> int:
     with (out / "locust.log").open("wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         started = time.monotonic()
-        with console.status("") as status:
+        if console.is_terminal:
+            with console.status("") as status:
+                while process.poll() is None:
+                    elapsed = time.monotonic() - started
+                    status.update(f"steady load: {users} users, {elapsed:.0f}/{seconds} s")
+                    time.sleep(0.5)
+        else:
+            next_line = 0.0
             while process.poll() is None:
                 elapsed = time.monotonic() - started
-                status.update(f"steady load: {users} users, {elapsed:.0f}/{seconds} s")
+                if elapsed >= next_line:
+                    print(f"steady load: {users} users, {elapsed:.0f}/{seconds} s", flush=True)
+                    next_line += 10
                 time.sleep(0.5)
     return int(process.returncode)
 
@@ -104,6 +119,7 @@ def _prometheus_figures(prom: Prometheus, seconds: int) -> dict[str, Any]:
 
     drift = prom.query("topk(1, faultline_feature_drift_psi)")
     return {
+        "requests": value(f"sum(increase(http_requests_total{{{sel}}}[{window}]))"),
         "requests_per_s": value(f"sum(rate(http_requests_total{{{sel}}}[{window}]))"),
         "error_ratio": value(
             f'sum(increase(http_requests_total{{{sel}, status=~"5.."}}[{window}])) '
@@ -131,37 +147,92 @@ def _fmt(value: Any, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
 
 
-def _summary(bundle: Path, locust: dict[str, Any], prom: dict[str, Any] | None, out: Path) -> None:
+def _row_verdict(value: float | None, target: float) -> str:
+    return "-" if value is None else "ok" if value <= target else "OVER"
+
+
+def _summary(
+    bundle: Path, locust: dict[str, Any], prom: dict[str, Any] | None, expected_rps: float
+) -> tuple[bool, str]:
+    """The figures next to their targets; (passed, why) judged as loadtest.server_slo does."""
     table = Table(title=f"Faultline demo: model {bundle.name}")
-    table.add_column("figure")
-    table.add_column("Locust (client)", justify="right")
-    table.add_column("Prometheus (server)", justify="right")
+    for column in ("figure", "Locust (client)", "Prometheus (server)", "target", "verdict"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
     p = prom or {}
+    server_rps = p.get("requests_per_s")
     table.add_row(
         "throughput",
         _fmt(locust.get("requests_per_s"), "{:,.1f} req/s"),
-        _fmt(p.get("requests_per_s"), "{:,.1f} req/s"),
+        _fmt(server_rps, "{:,.1f} req/s"),
+        f"~{expected_rps:,.0f} req/s offered",
+        "-" if server_rps is None else "ok" if server_rps >= 0.8 * expected_rps else "LOW",
     )
     table.add_row(
-        "error ratio",
+        "5xx ratio",
         _fmt(locust.get("failure_ratio"), "{:.3%}"),
         _fmt(p.get("error_ratio"), "{:.3%}"),
+        f"<= {slo.MAX_FAILURE_RATIO:.1%}",
+        _row_verdict(p.get("error_ratio", locust.get("failure_ratio")), slo.MAX_FAILURE_RATIO),
     )
-    for q in ("p50", "p95", "p99"):
+    targets = {"p50": None, "p95": slo.P95_MS, "p99": slo.P99_MS}
+    for q, target in targets.items():
         table.add_row(
             f"{q} latency",
             _fmt(locust.get(f"{q}_ms"), "{:.1f} ms"),
             _fmt(p.get(f"{q}_ms"), "{:.1f} ms"),
+            "" if target is None else f"<= {target:g} ms (server)",
+            "" if target is None else _row_verdict(p.get(f"{q}_ms"), target),
         )
-    table.add_row("predicted failure share", "", _fmt(p.get("failure_share"), "{:.2%}"))
+    table.add_row("predicted failure share", "", _fmt(p.get("failure_share"), "{:.2%}"), "", "")
     drift = p.get("largest_drift")
-    table.add_row("largest feature drift (PSI)", "", f"{drift[0]} {drift[1]:.3f}" if drift else "-")
-    table.add_row("alerts", "", ", ".join(p.get("alerts", [])) or ("none" if prom else "-"))
-    table.add_row("SLO gate", f"{locust.get('gate', '-')}", "")
+    table.add_row(
+        "largest feature drift (PSI)",
+        "",
+        f"{drift[0]} {drift[1]:.3f}" if drift else "-",
+        "<= 0.25",
+        _row_verdict(drift[1] if drift else None, 0.25),
+    )
+    firing = [a for a in p.get("alerts", []) if a.endswith("(firing)")]
+    table.add_row(
+        "alerts",
+        "",
+        ", ".join(p.get("alerts", [])) or ("none" if prom else "-"),
+        "none firing",
+        "-" if prom is None else "ok" if not firing else "FIRING",
+    )
     console.print(table)
-    if locust.get("violations"):
-        console.print(f"SLO gate: {'; '.join(locust['violations'])}")
-    console.print(f"HTML report: {out / 'locust.html'}   logs: {out}")
+    if prom is None:
+        passed = locust.get("gate") == "passed"
+        why = "client-side gate only (no Prometheus): " + (
+            "; ".join(locust.get("violations", [])) or "passed"
+        )
+        return passed, why
+    figures = server_slo.ServerFigures(
+        requests=float(p.get("requests") or math.nan),
+        error_ratio=p.get("error_ratio") if p.get("error_ratio") is not None else math.nan,
+        p95_ms=p.get("p95_ms") if p.get("p95_ms") is not None else math.nan,
+        p99_ms=p.get("p99_ms") if p.get("p99_ms") is not None else math.nan,
+    )
+    return server_slo.combined_verdict(server_slo.violations(figures), locust)
+
+
+def _where(bundle: Path, out: Path, reports_root: Path) -> None:
+    """Every artifact of the run and how to open it."""
+    reports = reports_root / bundle.name
+    rows = [
+        ("Locust HTML report", out / "locust.html"),
+        ("Locust log, CSV, summary", out / "locust.log"),
+        ("service log (JSON lines)", out / "service.log"),
+        ("Prometheus data and log", out / "prometheus"),
+        ("model bundle", bundle),
+        ("model card", reports / "model_card.md"),
+        ("training plots", reports),
+    ]
+    for what, path in rows:
+        console.print(f"{what:26} {path}" + ("" if path.exists() else "  (not written)"))
+    console.print(
+        f"{'MLflow runs':26} uv run mlflow ui --backend-store-uri sqlite:///artifacts/mlflow.db"
+    )
 
 
 @app.command()
@@ -173,7 +244,9 @@ def main(
     users: Annotated[int, typer.Option(min=1, help="Locust users (10 req/s each).")] = 10,
     rows: Annotated[int, typer.Option(help="Synthetic rows if a bundle must be trained.")] = 10_000,
     out: Annotated[Path, typer.Option(help="Reports and logs.")] = Path("results/demo"),
-    keep: Annotated[bool, typer.Option(help="Keep the stack running afterwards.")] = False,
+    keep: Annotated[
+        bool, typer.Option(help="Keep the stack running afterwards (make demo KEEP=1).")
+    ] = False,
 ) -> None:
     """Train if needed, serve, scrape, load, summarize, stop."""
     out.mkdir(parents=True, exist_ok=True)
@@ -199,12 +272,22 @@ def main(
         if prom:
             time.sleep(5)  # two scrapes and a rule evaluation after the last request
             figures = _prometheus_figures(prom, seconds)
-        _summary(bundle, locust, figures, out)
+        passed, why = _summary(bundle, locust, figures, users * 10.0)
+        console.print(f"verdict: {'PASSED' if passed else 'FAILED'}: {why}")
+        _where(bundle, out, models_dir.parent / "reports")
         if keep:
-            console.print("stack running; Ctrl-C stops it")
+            metrics = getattr(svc, "metrics_url", "")
+            console.print(
+                "\nstill running until Ctrl-C:"
+                f"\n  API      {svc.url}/docs   {svc.url}/v1/model"
+                + (f"\n  metrics  {metrics}/metrics" if metrics else "")
+                + (f"\n  Prometheus {prom.url}/graph   {prom.url}/alerts" if prom else "")
+            )
             with contextlib.suppress(KeyboardInterrupt):
                 while svc.process.poll() is None:
                     time.sleep(1)
+        if not passed:
+            raise typer.Exit(1)
 
 
 if __name__ == "__main__":

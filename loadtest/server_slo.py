@@ -11,9 +11,13 @@ this gate judges the same SLO numbers (loadtest/slo.py) on /v1/predict as the se
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -78,6 +82,36 @@ def violations(
     return found
 
 
+def machine_load() -> str:
+    """The machine's 1-minute load against its cores (a saturated load generator shows here)."""
+    one, _, _ = os.getloadavg()
+    cores = os.cpu_count() or 1
+    busy = " (saturated)" if one >= cores else ""
+    return f"load average {one:.1f} on {cores} cores{busy}"
+
+
+def combined_verdict(
+    server: list[str], client: dict[str, Any], max_failure_ratio: float = slo.MAX_FAILURE_RATIO
+) -> tuple[bool, str]:
+    """(passed, why) from the server-side gate and the client's Locust summary: the SLO is
+    judged on what the service measured; client latency over the gate with a healthy server
+    means the load generator or the machine was slow, which is reported, not failed."""
+    if server:
+        return False, "the SERVICE broke its SLO: " + "; ".join(server)
+    if client.get("failure_ratio", 0.0) > max_failure_ratio:
+        return False, (
+            f"the CLIENT saw failures ({client['failure_ratio']:.4f}) the service did not "
+            "count as 5xx: connection errors, timeouts or wrong bodies (see the Locust report)"
+        )
+    slow = [v for v in client.get("violations", []) if "p95" in v or "p99" in v]
+    if slow:
+        return True, (
+            f"passed on the server side; the client saw {'; '.join(slow)}: the load "
+            f"generator or the machine was the bottleneck ({machine_load()}), not the service"
+        )
+    return True, "passed on both sides"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prometheus", required=True, help="Prometheus base URL.")
@@ -86,6 +120,9 @@ def main() -> int:
     parser.add_argument("--max-failure-ratio", type=float, default=slo.MAX_FAILURE_RATIO)
     parser.add_argument("--p95-ms", type=float, default=slo.P95_MS)
     parser.add_argument("--p99-ms", type=float, default=slo.P99_MS)
+    parser.add_argument(
+        "--client-summary", type=Path, help="Locust's --summary-json: judge both sides together."
+    )
     args = parser.parse_args()
     figures = measure(args.prometheus, args.selector, args.window)
     print(
@@ -96,7 +133,16 @@ def main() -> int:
     )
     broken = violations(figures, args.max_failure_ratio, args.p95_ms, args.p99_ms)
     print(f"server-side SLO gate: {'FAILED: ' + '; '.join(broken) if broken else 'passed'}")
-    return 1 if broken else 0
+    if args.client_summary is None:
+        return 1 if broken else 0
+    client = json.loads(args.client_summary.read_text())
+    print(
+        f"client side: {client['requests']} requests, failure ratio {client['failure_ratio']:.4f}, "
+        f"p95 {client['p95_ms']:.1f} ms, p99 {client['p99_ms']:.1f} ms"
+    )
+    passed, why = combined_verdict(broken, client, args.max_failure_ratio)
+    print(f"verdict: {'PASSED' if passed else 'FAILED'}: {why}")
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

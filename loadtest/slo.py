@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,15 @@ def gate(environment: Any) -> None:
         Path(summary_path).write_text(json.dumps(summary, indent=2))
     if broken:
         log.error("SLO gate FAILED: %s", "; ".join(broken))
+        if any("p95" in b or "p99" in b for b in broken):
+            load, cores = os.getloadavg()[0], os.cpu_count() or 1
+            log.error(
+                "client-side latency only (load average %.1f on %d cores): a busy load "
+                "generator adds its own queueing; `make loadtest PROMETHEUS=<url>` also judges "
+                "what the service measured (python -m loadtest.server_slo)",
+                load,
+                cores,
+            )
         environment.process_exit_code = 1
     else:
         log.warning("SLO gate passed")
