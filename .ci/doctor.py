@@ -167,6 +167,16 @@ CHECKS: list[tuple[Need, object]] = [
     ),
     (
         Need(
+            "strace",
+            "proof that the service reaches nothing but loopback (no DNS, no telemetry)",
+            "that test skips",
+            "apt-get install strace",
+            "not available: the test skips",
+        ),
+        lambda: "found" if shutil.which("strace") else None,
+    ),
+    (
+        Need(
             "../shared/crds",
             "custom resources checked against the upstream CRD schemas",
             "those tests skip (fail under CI=true)",
