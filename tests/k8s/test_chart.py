@@ -338,3 +338,24 @@ def test_helm_test_pod_checks_readiness_and_a_prediction() -> None:
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     script = pod["spec"]["containers"][0]["command"][-1]
     assert "/readyz" in script and "/v1/predict" in script and "failure_probability" in script
+
+
+def test_api_keys_come_from_the_secret_only_when_auth_is_on() -> None:
+    def env_and_mounts(values: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+        [deployment] = by_kind(render(values), "Deployment")
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        return env, [m["mountPath"] for m in container["volumeMounts"]]
+
+    env, mounts = env_and_mounts({})
+    assert "FAULTLINE_API_KEYS_FILE" not in env and "/etc/faultline/auth" not in mounts
+    assert env["FAULTLINE_MODEL_DETAILS"] == "false" and env["FAULTLINE_OPENAPI"] == "false"
+    values = values_of(CHART / "ci" / "auth-values.yaml")
+    env, mounts = env_and_mounts(values)
+    assert env["FAULTLINE_API_KEYS_FILE"] == "/etc/faultline/auth/api-keys"
+    assert "/etc/faultline/auth" in mounts
+    [pod] = by_kind(render(values, tests=True), "Pod")
+    script = pod["spec"]["containers"][0]["command"][-1]
+    assert 'open("/etc/faultline/auth/api-keys")' in script and "X-API-Key" in script
+    assert pod["spec"]["volumes"][0]["secret"]["secretName"] == "faultline-api-keys"
+    assert pod["spec"]["securityContext"]["fsGroup"] == 10001

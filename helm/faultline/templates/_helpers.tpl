@@ -184,6 +184,16 @@ spec:
           value: {{ $values.service.predictionLogSampleRate | quote }}
         - name: FAULTLINE_DRIFT_WINDOW
           value: {{ $values.service.driftWindow | quote }}
+        - name: FAULTLINE_MAX_BODY_BYTES
+          value: {{ $values.service.maxBodyBytes | quote }}
+        - name: FAULTLINE_MODEL_DETAILS
+          value: {{ $values.service.modelDetails | quote }}
+        - name: FAULTLINE_OPENAPI
+          value: {{ $values.service.openapi | quote }}
+        {{- if $values.auth.existingSecret }}
+        - name: FAULTLINE_API_KEYS_FILE
+          value: /etc/faultline/auth/{{ $values.auth.secretKey }}
+        {{- end }}
         {{- with .bundleSha256 }}
         - name: FAULTLINE_BUNDLE_SHA256
           value: {{ . | quote }}
@@ -227,10 +237,21 @@ spec:
           mountPath: /models
           readOnly: true
         {{- end }}
+        {{- if $values.auth.existingSecret }}
+        - name: auth
+          mountPath: /etc/faultline/auth
+          readOnly: true
+        {{- end }}
   volumes:
     - name: tmp
       emptyDir:
         sizeLimit: 64Mi
+    {{- if $values.auth.existingSecret }}
+    - name: auth
+      secret:
+        secretName: {{ $values.auth.existingSecret }}
+        defaultMode: 0440
+    {{- end }}
     {{- if eq $values.bundle.source "volume" }}
     - name: bundle
       persistentVolumeClaim:
