@@ -25,6 +25,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
+# API URL -> metrics URL of every service started here: /metrics has its own port, and callers
+# hand prometheus() the API URLs they know
+METRICS_URLS: dict[str, str] = {}
 
 
 def locust_command(url: str, out: Path, name: str, **options: object) -> list[str]:
@@ -93,16 +96,20 @@ class Service:
     process: subprocess.Popen[bytes]
     log: Path
     startup_s: float
+    metrics_url: str = ""  # http://127.0.0.1:<FAULTLINE_METRICS_PORT> (/metrics)
 
 
 @contextmanager
 def service(model_dir: Path, log: Path, workers: int = 1, **env: str) -> Iterator[Service]:
-    """Run the real service on a free port until the block ends (then SIGTERM it)."""
-    port = free_port()
+    """Run the real service on a free port (metrics on another) until the block ends."""
+    port, metrics_port = free_port(), free_port()
+    while metrics_port == port:
+        metrics_port = free_port()
     environment = {
         **os.environ,
         "FAULTLINE_MODEL_DIR": str(model_dir),
         "FAULTLINE_LOG_FORMAT": "json",
+        "FAULTLINE_METRICS_PORT": str(metrics_port),
         **env,
     }
     environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -125,11 +132,14 @@ def service(model_dir: Path, log: Path, workers: int = 1, **env: str) -> Iterato
             cwd=ROOT,
         )
     url = f"http://127.0.0.1:{port}"
+    metrics_url = f"http://127.0.0.1:{environment['FAULTLINE_METRICS_PORT']}"
+    METRICS_URLS[url] = metrics_url
     try:
         startup = wait_until_ok(f"{url}/readyz", process, log)
-        yield Service(url, process, log, startup)
+        yield Service(url, process, log, startup, metrics_url)
     finally:
         stop(process)
+        METRICS_URLS.pop(url, None)
 
 
 class Prometheus:
@@ -175,7 +185,8 @@ class Prometheus:
 def write_config(
     workdir: Path, targets: list[tuple[str, dict[str, str]]], interval_s: float
 ) -> Path:
-    """prometheus.yml from the project's config, with fast intervals and the given targets."""
+    """prometheus.yml from the project's config, with fast intervals and the given targets
+    (a service's API URL stands for its metrics URL)."""
     config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
     interval = f"{round(interval_s * 1000)}ms"  # Prometheus durations take no decimals
     config["global"] = {
@@ -187,7 +198,7 @@ def write_config(
     targets_file.write_text(
         json.dumps(
             [
-                {"targets": [url.removeprefix("http://")], "labels": labels}
+                {"targets": [METRICS_URLS.get(url, url).removeprefix("http://")], "labels": labels}
                 for url, labels in targets
             ]
         )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -28,14 +29,33 @@ def serve(
         Path | None, typer.Option(help="Bundle or models directory (default: FAULTLINE_MODEL_DIR).")
     ] = None,
 ) -> None:
-    """Serve /v1/predict, probes and /metrics with uvicorn (graceful drain on SIGTERM)."""
+    """Serve /v1/predict and probes with uvicorn, /metrics on FAULTLINE_METRICS_PORT."""
     import uvicorn
 
     from service.config import Settings
+    from service.protocol import GuardedHttpToolsProtocol
 
     if model_dir is not None:
         os.environ["FAULTLINE_MODEL_DIR"] = str(model_dir)
+    os.environ.setdefault("FAULTLINE_METRICS_HOST", host)  # workers read the same settings
     settings = Settings()  # validate the environment before forking workers
+    if settings.metrics_port == port:
+        raise typer.BadParameter(f"FAULTLINE_METRICS_PORT must differ from --port ({port})")
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": GuardedHttpToolsProtocol,  # header limits, request timeouts, lossless drain
+        "access_log": False,
+        "log_config": None,
+        "server_header": False,
+        # the protocol answers what is left at FAULTLINE_DRAIN_SECONDS; uvicorn cancels later
+        "timeout_graceful_shutdown": math.ceil(settings.drain_seconds) + 1,
+        "timeout_keep_alive": 15,
+    }
+    # uvicorn drains, then re-raises the captured SIGTERM with the handler it found installed:
+    # make that one a clean exit, so a drained shutdown reports status 0 to Kubernetes/Docker.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     if workers > 1:
         # prometheus_client shares counters between processes through files in this directory;
         # it must be empty at start and set before any worker imports prometheus_client.
@@ -44,23 +64,37 @@ def serve(
         )
         shutil.rmtree(directory, ignore_errors=True)
         Path(directory).mkdir(parents=True, exist_ok=True)
-    # uvicorn drains, then re-raises the captured SIGTERM with the handler it found installed:
-    # make that one a clean exit, so a drained shutdown reports status 0 to Kubernetes/Docker.
-    signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.run(
-        "service.main:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_config=None,
-        server_header=False,
-        timeout_graceful_shutdown=int(settings.drain_seconds) or None,
-        timeout_keep_alive=15,
-    )
+        from prometheus_client import CollectorRegistry, multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)
+        _serve_metrics(settings, registry)  # here, in the supervisor: every worker's files
+        uvicorn.run("service.main:create_app_from_env", factory=True, workers=workers, **options)
+        return
+    from prometheus_client import CollectorRegistry
+
+    from service.main import create_app
+
+    registry = CollectorRegistry()
+    application = create_app(settings, registry)
+    _serve_metrics(settings, registry)
+    uvicorn.run(application, **options)
+
+
+def _serve_metrics(settings: Any, registry: Any) -> None:
+    """/metrics on its own port, in a daemon thread (never on the API port)."""
+    if not settings.metrics_port:
+        return
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(settings.metrics_port, settings.metrics_host, registry)
+    except OSError as exc:
+        typer.echo(
+            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {exc}",
+            err=True,
+        )
+        raise typer.Exit(1) from exc
 
 
 canary = typer.Typer(help="Judge a canary against stable from Prometheus.", no_args_is_help=True)

@@ -100,14 +100,24 @@ class DriftMonitor:
 class ThrottledDrift:
     """Publishes drift gauges at most once per interval (computing PSI per request is waste).
 
-    Model calls only queue their arrays; binning them into the window happens once per interval
-    (a few array appends per call instead of ~30 us of numpy per call on the request path).
+    Requests only queue their arrays; binning them into the window happens once per interval
+    (a few array appends per request instead of ~30 us of numpy per request on the request path).
+    One request adds at most `max_per_request` readings (an evenly spaced sample of a larger
+    batch), so no single client can fill the window with readings of its choosing.
     """
 
     def __init__(
-        self, monitor: DriftMonitor, publish: Any, interval_s: float, min_readings: int
+        self,
+        monitor: DriftMonitor,
+        publish: Any,
+        interval_s: float,
+        min_readings: int,
+        max_per_request: int | None = None,
+        skipped: Any = None,
     ) -> None:
         self.monitor = monitor
+        self.max_per_request = max_per_request or monitor.window
+        self._skipped = skipped
         self._publish = publish
         self._interval = interval_s
         self._min = min_readings
@@ -116,6 +126,12 @@ class ThrottledDrift:
         self._queued_rows = 0
 
     def observe(self, numeric: np.ndarray, type_codes: np.ndarray, scores: np.ndarray) -> None:
+        n = len(scores)
+        if n > self.max_per_request:
+            keep = np.linspace(0, n - 1, self.max_per_request).astype(np.intp)
+            numeric, type_codes, scores = numeric[keep], type_codes[keep], scores[keep]
+            if self._skipped is not None:
+                self._skipped.inc(n - len(keep))
         self._queued.append((numeric, type_codes, scores))
         self._queued_rows += len(scores)
         now = time.monotonic()

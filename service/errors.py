@@ -9,8 +9,8 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from training import features as F
 
@@ -29,6 +29,17 @@ REASONS = {
 }
 KNOWN_FIELDS = {*F.FEATURE_NAMES, "instances"}
 INTERNAL_MESSAGE = "internal error; see the logs for the request id"
+CLIENT_CLOSED = 499  # nginx's "client closed request": outside 5xx, so outside the SLO
+ABORTED = "aborted_status"  # scope["state"] key: the HTTP guard answered this request itself
+CLIENT_CLOSED_BODY = orjson.dumps(
+    {
+        "error": {
+            "type": "client_closed_request",
+            "message": "the client disconnected before the request was complete",
+            "details": None,
+        }
+    }
+)
 
 
 class ServiceError(Exception):
@@ -70,24 +81,6 @@ class InjectedFaultError(ServiceError):
     status, type = 503, "injected_fault"
 
 
-def from_validation(exc: ValidationError) -> InvalidInputError:
-    """Translate pydantic's errors into our details and bounded metric labels."""
-    details, reasons = [], []
-    for error in exc.errors(include_url=False, include_input=False):
-        loc = [str(part)[:100] for part in error["loc"]]  # field names are the client's: bounded
-        # an unknown field's name is the client's: count it as "unknown" (bounded labels)
-        named = [part for part in loc if part in KNOWN_FIELDS]
-        field = "unknown" if error["type"] == "extra_forbidden" else (named or ["body"])[-1]
-        reason = REASONS.get(error["type"], "wrong_type")
-        reasons.append((reason, field))
-        details.append({"loc": loc[:4], "reason": reason, "message": error["msg"][:200]})
-    first = details[0]
-    message = (
-        f"{len(details)} invalid value(s); first: {'.'.join(first['loc'])}: {first['message']}"
-    )
-    return InvalidInputError(message, details[:50], sorted(set(reasons)))
-
-
 def error_response(
     status: int,
     type_: str,
@@ -105,6 +98,16 @@ def unexpected_error_answer(exc: Exception) -> bytes:
     log.error("unhandled_error", exc_info=exc)
     body = {"error": {"type": "internal", "message": INTERNAL_MESSAGE, "details": None}}
     return orjson.dumps(body)
+
+
+def client_gone_status(state: Any, scope: Any) -> int:
+    """Status to record for a request whose client is gone: 499, or what the guard answered."""
+    aborted: int | None = scope.get("state", {}).get(ABORTED)
+    if aborted is not None:
+        return aborted
+    if state is not None:
+        state.count_client_gone()
+    return CLIENT_CLOSED
 
 
 def service_error_answer(state: Any, exc: ServiceError) -> tuple[int, bytes, list[tuple[str, str]]]:
@@ -134,6 +137,12 @@ def install_handlers(app: FastAPI) -> None:
             "request validation failed",
             [{"loc": [str(p) for p in e["loc"]], "message": e["msg"]} for e in exc.errors()][:50],
         )
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> Response:
+        # nobody reads this answer: its status is what metrics and the log line record
+        status = client_gone_status(getattr(request.app.state, "faultline", None), request.scope)
+        return Response(CLIENT_CLOSED_BODY, status, media_type="application/json")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import orjson
 import structlog
 from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry, disable_created_metrics
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
+from prometheus_fastapi_instrumentator.metrics import Info
 
+from service.auth import ApiKeyAuth
 from service.batching import MicroBatcher
 from service.config import Settings
 from service.errors import install_handlers
@@ -28,6 +31,24 @@ from training.bundle import BundleError
 
 log = structlog.get_logger("faultline.service")
 UNINSTRUMENTED = ["/metrics", "/healthz", "/readyz", "/docs", "/openapi.json", "/redoc"]
+# Methods that may label a series: any other (llhttp accepts ~30, e.g. PROPFIND, MKCOL) is
+# answered 404/405 but not counted, so clients cannot create series at will.
+COUNTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# /v1/model without model_details: what a client needs, not the build's provenance
+MODEL_KEYS = (
+    "name",
+    "version",
+    "created_at",
+    "estimator",
+    "threshold",
+    "threshold_objective",
+    "cost_ratio",
+    "calibration",
+    "metrics",
+    "schema",
+    "schema_hash",
+)
+DETAIL_KEYS = ("git_commit", "sklearn_version", "python_version", "data", "params")
 
 
 def _load(state: AppState) -> None:
@@ -42,18 +63,23 @@ def _load(state: AppState) -> None:
             drift_window=settings.drift_window,
             drift_min_readings=settings.drift_min_readings,
             drift_update_seconds=settings.drift_update_seconds,
+            drift_max_request_share=settings.drift_max_request_share,
         )
         predictor.warm_up()
     except BundleError as exc:
-        state.not_ready_reason = f"model bundle refused: {exc}"
-        state.metrics.ready.labels("none").set(0)
-        log.error("bundle_refused", reason=str(exc), model_dir=str(settings.model_dir))
+        _refuse(state, f"model bundle refused: {exc}")
+        return
+    except Exception as exc:  # a malformed bundle must never take the process down
+        log.error("bundle_load_failed", exc_info=exc)
+        _refuse(state, f"model bundle unusable: {type(exc).__name__}: {str(exc)[:300]}")
         return
     predictor.publish_static()
     state.batcher = MicroBatcher(
         predictor.model_call, settings.max_micro_batch, settings.batch_window_us / 1e6
     )
     state.batch_size = state.metrics.batch_size.labels(predictor.version)
+    state.model_body = orjson.dumps(_model_info(predictor, settings.model_details))
+    state.ready_body = orjson.dumps({"status": "ready", "model_version": predictor.version})
     state.predictor = predictor
     log.info(
         "ready",
@@ -62,6 +88,33 @@ def _load(state: AppState) -> None:
         bundle_hash=predictor.bundle.bundle_hash,
         inference_path=predictor.inference_path,
     )
+
+
+def _refuse(state: AppState, reason: str) -> None:
+    state.not_ready_reason = reason
+    state.metrics.ready.labels("none").set(0)
+    log.error("bundle_refused", reason=reason, model_dir=str(state.settings.model_dir))
+
+
+def _model_info(predictor: Predictor, details: bool) -> dict[str, Any]:
+    meta = predictor.bundle.metadata
+    keys = (*MODEL_KEYS, *DETAIL_KEYS) if details else MODEL_KEYS
+    return {
+        **{k: meta.get(k) for k in keys},
+        "bundle_hash": predictor.bundle.bundle_hash,
+        "inference_path": predictor.inference_path,
+    }
+
+
+def _counted(*instrumentations: Any) -> Any:
+    """The instrumentator's RED functions, skipped for methods outside COUNTED_METHODS."""
+
+    def instrumentation(info: Info) -> None:
+        if info.method in COUNTED_METHODS:
+            for record in instrumentations:
+                record(info)
+
+    return instrumentation
 
 
 def create_app(
@@ -75,7 +128,7 @@ def create_app(
     state = AppState(settings, ServiceMetrics(registry), batch_adapter(settings.max_batch))
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         _load(state)
         # Everything loaded so far lives until shutdown: move it out of the collector's sight,
         # and collect the oldest generation rarely. Full collections over FastAPI's and the
@@ -83,8 +136,11 @@ def create_app(
         gc.collect()
         gc.freeze()
         gc.set_threshold(10_000, 20, 1_000)
-        yield
+        # the state is also the server's (lifespan state): service.protocol finds its limits
+        # and metrics there
+        yield {"faultline": state}
         state.predictor = None
+        state.ready_body = state.model_body = None
         state.not_ready_reason = "shutting down"
         if hasattr(state, "batcher"):
             await state.batcher.close()
@@ -99,14 +155,24 @@ def create_app(
         # Observability is Prometheus + structlog; FastAPI's built-in OpenTelemetry hooks would
         # cost a provider lookup per request for nothing.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+        # no Swagger UI / ReDoc (they load from a public CDN); the schema only when enabled
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.openapi else None,
+        # no 307 to the slash-less path: its Location would be built from the Host header
+        redirect_slashes=False,
     )
     app.state.faultline = state
+    app.state.registry = registry  # exposed on the metrics port (service.cli), never here
     app.include_router(router)
     install_handlers(app)
     install_openapi(app, [READING, state.batch_adapter])
     # innermost of the three: the instrumentator and the request context see it like a route
     predict_route = next(r for r in router.routes if getattr(r, "endpoint", None) is predict)
     app.add_middleware(PredictEndpoint, state=state, route=predict_route)
+    keys = settings.api_key_list()
+    if keys:  # outside the predict endpoint, inside the metrics: 401s are counted
+        app.add_middleware(ApiKeyAuth, keys=keys, failures=state.metrics.auth_failures)
     instrumentator = Instrumentator(
         should_group_status_codes=False,
         should_ignore_untemplated=True,
@@ -120,27 +186,16 @@ def create_app(
     # and response size summaries and a second, unlabelled latency histogram that no dashboard
     # or rule reads: four more label lookups and observations per request.
     instrumentator.add(
-        metrics.requests(registry=registry),
-        metrics.latency(
-            buckets=LATENCY_BUCKETS,
-            should_include_status=False,
-            registry=registry,
-        ),
+        _counted(
+            metrics.requests(registry=registry),
+            metrics.latency(
+                buckets=LATENCY_BUCKETS,
+                should_include_status=False,
+                registry=registry,
+            ),
+        )
     )
-    instrumentator.instrument(app).expose(
-        app,
-        include_in_schema=True,
-        should_gzip=False,
-        tags=["observability"],
-        summary="Prometheus metrics (text exposition format)",
-        response_class=PlainTextResponse,
-        responses={
-            200: {
-                "content": {"text/plain": {"schema": {"type": "string"}}},
-                "description": "Prometheus text exposition format.",
-            }
-        },
-    )
+    instrumentator.instrument(app)  # /metrics is served on its own port (service.cli)
     app.add_middleware(RequestContextMiddleware, in_flight=state.metrics.in_flight)
     return app
 

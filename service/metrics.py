@@ -133,6 +133,33 @@ class ServiceMetrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        self.client_disconnects = Counter(
+            "faultline_client_disconnects",
+            "Requests whose client disconnected before the answer (status 499, not a 5xx).",
+            ["model_version"],
+            registry=registry,
+        )
+        self.protocol_rejections = Counter(
+            "faultline_http_protocol_rejections",
+            "Connections the HTTP guard answered and closed before or instead of the app, by "
+            "reason (header_too_large, too_many_headers, header_timeout, body_timeout, "
+            "drain_deadline, malformed_http).",
+            ["reason"],
+            registry=registry,
+        )
+        self.auth_failures = Counter(
+            "faultline_auth_failures",
+            "Requests to /v1/* refused with 401, by reason (missing, invalid).",
+            ["reason"],
+            registry=registry,
+        )
+        self.drift_skipped = Counter(
+            "faultline_drift_readings_skipped",
+            "Readings left out of the drift window because one request may fill only "
+            "FAULTLINE_DRIFT_MAX_REQUEST_SHARE of it.",
+            ["model_version"],
+            registry=registry,
+        )
         self.ready = Gauge(
             "faultline_model_ready",
             "1 when the bundle is loaded, verified and warmed.",

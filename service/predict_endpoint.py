@@ -15,7 +15,13 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import ServiceError, service_error_answer, unexpected_error_answer
+from service.errors import (
+    CLIENT_CLOSED_BODY,
+    ServiceError,
+    client_gone_status,
+    service_error_answer,
+    unexpected_error_answer,
+)
 from service.routes import answer_predict
 from service.state import AppState
 
@@ -69,7 +75,9 @@ class PredictEndpoint:
             )
             status = 200
         except ClientGoneError:
-            return
+            # Nobody will read an answer (the server drops it), but the metrics and the log
+            # line record its status: 499, not the 500 of a response never started.
+            status, body = client_gone_status(self.state, scope), CLIENT_CLOSED_BODY
         except ServiceError as exc:
             status, body, extra = service_error_answer(self.state, exc)
             headers += [(k.lower().encode(), v.encode()) for k, v in extra]

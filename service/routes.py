@@ -10,7 +10,6 @@ from typing import Annotated, Any
 import orjson
 import structlog
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import ValidationError
 
 from service.errors import (
     InjectedFaultError,
@@ -19,13 +18,17 @@ from service.errors import (
     ModelNotReadyError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
-    from_validation,
 )
 from service.predictor import to_arrays
 from service.schemas import READING, ErrorResponse, Health, PredictResponse
 from service.state import AppState
+from service.validation import validate_readings
 
 log = structlog.get_logger("faultline.predictions")
+# Above this body size (~200 readings) a request yields to the event loop between parsing,
+# validating and converting: no step of the largest accepted request holds the loop > ~2 ms,
+# so /healthz stays fast while many clients send large batches. Small requests never yield.
+LARGE_BODY = 32_768
 router = APIRouter()
 
 
@@ -69,24 +72,35 @@ async def read_body(declared: str | None, chunks: AsyncIterator[bytes], limit: i
 
 
 def parse_readings(body: bytes, state: AppState) -> list[dict[str, Any]]:
-    """JSON -> validated readings (one reading, or {"instances": [...]})."""
+    """JSON -> validated readings (one reading, or {"instances": [...]}); bounded work."""
+    return check_readings(load_json(body, state.settings.max_batch), state)
+
+
+def load_json(body: bytes, max_batch: int) -> Any:
+    """The parsed body; 400 when it is not JSON, 422 when it holds more objects and arrays
+    than the largest batch (parsing ~100,000 tiny arrays would hold the loop for ~100 ms)."""
+    if len(body) > LARGE_BODY:
+        containers = body.count(b"{") + body.count(b"[")  # C speed: ~0.1 ms per MB
+        if containers > max_batch + 2:  # {"instances": [{...}, ...]}: max_batch + 2 at most
+            message = (
+                f"body holds {containers} JSON objects and arrays; a batch of at most "
+                f"{max_batch} readings holds at most {max_batch + 2}"
+            )
+            detail = {"loc": ["instances"], "reason": "batch_too_large", "message": message}
+            raise InvalidInputError(message, [detail], [("batch_too_large", "instances")])
     try:
-        payload = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MalformedJSONError(f"body is not valid JSON: {exc}") from exc
+
+
+def check_readings(payload: Any, state: AppState) -> list[dict[str, Any]]:
+    """Validated readings from a parsed body; 422 (InvalidInputError) otherwise."""
     if not isinstance(payload, dict):
         message = 'body must be a JSON object: one reading or {"instances": [...]}'
         detail = {"loc": ["body"], "reason": "wrong_type", "message": message}
         raise InvalidInputError(message, [detail], [("wrong_type", "body")])
-    try:
-        if "instances" in payload:
-            instances: list[dict[str, Any]] = state.batch_adapter.validate_python(payload)[
-                "instances"
-            ]
-            return instances
-        return [READING.validate_python(payload)]
-    except ValidationError as exc:
-        raise from_validation(exc) from exc
+    return validate_readings(payload, READING, state.batch_adapter, state.settings.max_batch)
 
 
 PREDICT_BODY = {
@@ -144,9 +158,14 @@ async def answer_predict(
             f"Content-Type must be application/json, got {content_type[:100]!r}"
         )
     settings = state.settings
-    readings = parse_readings(
-        await read_body(content_length, chunks, settings.max_body_bytes), state
-    )
+    raw = await read_body(content_length, chunks, settings.max_body_bytes)
+    payload = load_json(raw, settings.max_batch)
+    large = len(raw) > LARGE_BODY
+    if large:  # let probes and other requests run between the steps of a large request
+        await asyncio.sleep(0)
+    readings = check_readings(payload, state)
+    if large:
+        await asyncio.sleep(0)
     context["batch_size"] = len(readings)
     if settings.fault_delay_ms:
         await asyncio.sleep(settings.fault_delay_ms / 1000)
@@ -154,14 +173,17 @@ async def answer_predict(
         raise InjectedFaultError("fault injected (FAULTLINE_FAULT_ERROR_RATIO)")
     numeric, codes = to_arrays(readings)
     state.batch_size.observe(len(readings))
-    probabilities = (await state.batcher.submit(numeric, codes)).tolist()
+    scores = await state.batcher.submit(numeric, codes)
+    predictor.drift.observe(numeric, codes, scores)  # per request: its share is capped
+    probabilities = scores.tolist()
     threshold = predictor.threshold
     body = {
         "model_version": predictor.version,
         "request_id": request_id,
         "threshold": threshold,
-        "predictions": [
-            {"failure_probability": p, "failure": p >= threshold} for p in probabilities
+        "predictions": [  # each decision carries the threshold it was made with
+            {"failure_probability": p, "failure": p >= threshold, "threshold": threshold}
+            for p in probabilities
         ],
     }
     if state.sample_rate and random.random() < state.sample_rate:  # noqa: S311
@@ -175,37 +197,19 @@ async def answer_predict(
 
 
 @router.get("/v1/model", responses={503: ERRORS[503]}, summary="Metadata of the loaded bundle")
-def model(state: State) -> dict[str, Any]:
-    predictor = state.predictor
-    if predictor is None:
+async def model(state: State) -> Response:
+    # async and pre-rendered at load: answered on the event loop, never in the thread pool
+    if state.model_body is None:
         raise ModelNotReadyError(state.not_ready_reason)
-    meta = predictor.bundle.metadata
-    keys = (
-        "name",
-        "version",
-        "created_at",
-        "git_commit",
-        "estimator",
-        "threshold",
-        "threshold_objective",
-        "metrics",
-        "schema",
-        "schema_hash",
-        "sklearn_version",
-        "python_version",
-        "data",
-        "params",
-    )
-    return {
-        **{k: meta.get(k) for k in keys},
-        "bundle_hash": predictor.bundle.bundle_hash,
-        "inference_path": predictor.inference_path,
-    }
+    return Response(state.model_body, media_type="application/json")
+
+
+HEALTHY = orjson.dumps({"status": "ok", "model_version": None})
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness: the process is up")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+async def healthz() -> Response:
+    return Response(HEALTHY, media_type="application/json")
 
 
 @router.get(
@@ -214,10 +218,7 @@ def healthz() -> dict[str, str]:
     responses={503: ERRORS[503]},
     summary="Readiness: a verified bundle is loaded and warmed",
 )
-def readyz(state: State) -> Response:
-    if state.predictor is None:
+async def readyz(state: State) -> Response:
+    if state.ready_body is None:
         raise ModelNotReadyError(state.not_ready_reason)
-    return Response(
-        orjson.dumps({"status": "ready", "model_version": state.predictor.version}),
-        media_type="application/json",
-    )
+    return Response(state.ready_body, media_type="application/json")

@@ -54,7 +54,14 @@ def batch_adapter(max_batch: int) -> TypeAdapter[Any]:
         {
             "instances": Annotated[
                 list[Reading],  # type: ignore[valid-type]
-                Field(min_length=1, max_length=max_batch, description="Readings to score."),
+                # fail_fast: an invalid batch stops at its first bad reading (the diagnosis in
+                # service.validation then lists problems, bounded)
+                Field(
+                    min_length=1,
+                    max_length=max_batch,
+                    fail_fast=True,
+                    description="Readings to score.",
+                ),
             ]
         },
     )
@@ -70,8 +77,16 @@ def batch_adapter(max_batch: int) -> TypeAdapter[Any]:
 class PredictionOut(BaseModel):
     """The model's answer for one reading."""
 
-    failure_probability: float = Field(ge=0, le=1, description="P(machine failure).")
-    failure: bool = Field(description="failure_probability >= the bundle's decision threshold.")
+    failure_probability: float = Field(
+        ge=0, le=1, description="Calibrated P(machine failure): that share of such readings fail."
+    )
+    failure: bool = Field(description="The decision: failure_probability >= threshold.")
+    threshold: float = Field(
+        ge=0,
+        le=1,
+        description="The decision threshold this answer used: 1 / (1 + cost ratio of a missed "
+        "failure to a false alarm), from the bundle (GET /v1/model: threshold_objective).",
+    )
 
 
 class PredictResponse(BaseModel):

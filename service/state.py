@@ -24,6 +24,8 @@ class AppState:
     batcher: MicroBatcher = field(init=False)
     batch_size: Any = None
     not_ready_reason: str = "the model bundle is still loading"
+    model_body: bytes | None = None  # GET /v1/model, rendered once at load
+    ready_body: bytes | None = None  # GET /readyz when ready
 
     @property
     def sample_rate(self) -> float:
@@ -33,3 +35,7 @@ class AppState:
         version = self.predictor.version if self.predictor else "none"
         for reason, field_name in reasons:
             self.metrics.invalid.labels(version, reason, field_name).inc()
+
+    def count_client_gone(self) -> None:
+        version = self.predictor.version if self.predictor else "none"
+        self.metrics.client_disconnects.labels(version).inc()

@@ -18,8 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -61,7 +63,20 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.tree._tree.Tree",
     "numpy.dtype",
+    # probability calibration (training.train.calibrate): the fitted model/calibrator pair and
+    # the sigmoid calibrator (plain fitted parameters, no callables)
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
 )
+
+
+# skops node loaders that call a function or a constructor by name: each such name must be
+# trusted explicitly (TRUSTED_TYPES); plain containers, arrays and scikit-learn classes need not.
+CALLABLE_LOADERS = frozenset(
+    {"FunctionNode", "PartialNode", "MethodNode", "OperatorFuncNode", "ConstructorFromReduceNode"}
+)
+VALUE_MODULES = ("builtins", "numpy", "collections")
+SAFE_VERSION = re.compile(r"^[A-Za-z0-9._:+-]{1,128}$")
 
 
 class BundleError(Exception):
@@ -177,10 +192,7 @@ def verify_bundle(path: Path, expected_schema_hash: str = F.SCHEMA_HASH) -> str:
     if missing:
         raise BundleIntegrityError(f"bundle {path} is incomplete: missing {missing}")
     manifest_bytes = (path / MANIFEST_FILE).read_bytes()
-    try:
-        listed: dict[str, str] = json.loads(manifest_bytes)["files"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BundleIntegrityError(f"bundle {path} has an unreadable manifest: {exc}") from exc
+    listed = _manifest_files(path, manifest_bytes)
     present = {p.name for p in path.iterdir() if p.name != MANIFEST_FILE}
     if present != set(listed):
         raise BundleIntegrityError(
@@ -189,13 +201,16 @@ def verify_bundle(path: Path, expected_schema_hash: str = F.SCHEMA_HASH) -> str:
             f"missing {sorted(set(listed) - present)}"
         )
     for name, expected in listed.items():
-        actual = sha256_file(path / name)
+        member = path / name
+        if member.is_symlink() or not member.is_file():
+            raise BundleIntegrityError(f"bundle {path}: {name} is not a regular file")
+        actual = sha256_file(member)
         if actual != expected:
             raise BundleIntegrityError(
                 f"bundle {path}: {name} was modified (sha256 {actual[:12]}..., manifest says "
                 f"{expected[:12]}...)"
             )
-    metadata = json.loads((path / METADATA_FILE).read_text())
+    metadata = _read_json(path, METADATA_FILE)
     if metadata.get("schema_hash") != expected_schema_hash:
         raise BundleIncompatibleError(
             f"bundle {path} was made for feature schema "
@@ -217,10 +232,56 @@ def load_pipeline(path: Path) -> Any:
     from skops import io as skops_io
 
     model_bytes = (path / MODEL_FILE).read_bytes()
-    untrusted = sorted(set(skops_io.get_untrusted_types(data=model_bytes)) - set(TRUSTED_TYPES))
+    try:
+        found = skops_io.get_untrusted_types(data=model_bytes)
+    except Exception as exc:  # a corrupt file raises whatever zipfile/json/skops raise
+        raise BundleIntegrityError(f"bundle {path}: {MODEL_FILE} is unreadable: {exc}") from exc
+    untrusted = sorted(set(found) - set(TRUSTED_TYPES))
     if untrusted:
         raise BundleIncompatibleError(f"bundle {path} contains untrusted types: {untrusted}")
-    return skops_io.loads(model_bytes, trusted=list(TRUSTED_TYPES))
+    try:
+        return skops_io.loads(model_bytes, trusted=list(TRUSTED_TYPES))
+    except Exception as exc:
+        raise BundleIntegrityError(f"bundle {path}: {MODEL_FILE} cannot be loaded: {exc}") from exc
+
+
+def check_model_types(path: Path) -> None:
+    """Refuse a skops file naming types the loader would not trust, without loading it.
+
+    Reads only the file's schema (no scikit-learn import): the fast path serves the serving
+    form, but a bundle whose Pipeline carries an untrusted type is refused all the same.
+    Functions and constructors called by name must be in TRUSTED_TYPES; objects must be
+    scikit-learn classes or trusted; containers and arrays must come from builtins/numpy.
+    """
+    try:
+        with zipfile.ZipFile(path / MODEL_FILE) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise BundleIntegrityError(f"bundle {path}: {MODEL_FILE} is unreadable: {exc}") from exc
+    untrusted = sorted(_untrusted_nodes(schema))
+    if untrusted:
+        raise BundleIncompatibleError(f"bundle {path} contains untrusted types: {untrusted}")
+
+
+def _untrusted_nodes(schema: Any) -> set[str]:
+    found: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        stack.extend(node.values())
+        if "__module__" not in node and "__loader__" not in node:
+            continue
+        module, name = str(node.get("__module__")), str(node.get("__class__"))
+        loader, qualified = str(node.get("__loader__")), f"{module}.{name}"
+        trusted_module = module.split(".")[0] in (*VALUE_MODULES, "sklearn")
+        if qualified not in TRUSTED_TYPES and (loader in CALLABLE_LOADERS or not trusted_module):
+            found.add(qualified)
+    return found
 
 
 def load_bundle(
@@ -243,17 +304,130 @@ def load_bundle(
             f"bundle {path} has hash {bundle_hash[:16]}..., the deployment pins "
             f"{pinned_hash[:16]}... (FAULTLINE_BUNDLE_SHA256)"
         )
-    serving_path = path / SERVING_FILE
-    serving = json.loads(serving_path.read_text()) if serving_path.is_file() else None
+    listed = _manifest_files(path, (path / MANIFEST_FILE).read_bytes())
+    serving = _read_json(path, SERVING_FILE) if SERVING_FILE in listed else None
+    if serving is not None:
+        _check_serving_files(path, serving, listed)
+    metadata = _read_json(path, METADATA_FILE)
+    _check_metadata(path, metadata)
+    reference = _read_json(path, REFERENCE_FILE)
+    _check_reference(path, reference)
     pipeline = load_pipeline(path) if with_pipeline or serving is None else None
+    if pipeline is None:
+        check_model_types(path)
     return Bundle(
         path=path,
         pipeline=pipeline,
-        metadata=json.loads((path / METADATA_FILE).read_text()),
-        reference=json.loads((path / REFERENCE_FILE).read_text()),
+        metadata=metadata,
+        reference=reference,
         bundle_hash=bundle_hash,
         serving=serving,
     )
+
+
+def _manifest_files(path: Path, manifest_bytes: bytes) -> dict[str, str]:
+    """The manifest's {file name: sha256}; names must be plain files inside the bundle."""
+    try:
+        listed = json.loads(manifest_bytes)["files"]
+        if not isinstance(listed, dict):
+            raise TypeError("'files' is not an object")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BundleIntegrityError(f"bundle {path} has an unreadable manifest: {exc}") from exc
+    for name, digest in listed.items():
+        _check_member_name(path, name)
+        if not isinstance(digest, str):
+            raise BundleIntegrityError(f"bundle {path}: manifest entry {name!r} has no hash")
+    return listed
+
+
+def _check_member_name(path: Path, name: Any) -> None:
+    """A file the bundle may name: a plain file name (no directory, no '..', not absolute)."""
+    if (
+        not isinstance(name, str)
+        or name in ("", ".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\x00" in name
+        or name == MANIFEST_FILE
+    ):
+        raise BundleIntegrityError(
+            f"bundle {path} names a file outside the bundle: {str(name)[:100]!r}"
+        )
+
+
+def _check_serving_files(path: Path, serving: dict[str, Any], listed: dict[str, str]) -> None:
+    """Every file the serving form names is a manifest-listed file of this bundle."""
+    stack: list[Any] = [serving]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key == "file":
+                    _check_member_name(path, value)
+                    if value not in listed:
+                        raise BundleIntegrityError(
+                            f"bundle {path}: {SERVING_FILE} names {value!r}, not in the manifest"
+                        )
+                else:
+                    stack.append(value)
+
+
+def _read_json(path: Path, name: str) -> dict[str, Any]:
+    """A bundle file that must hold a JSON object."""
+    try:
+        value = json.loads((path / name).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise BundleIntegrityError(f"bundle {path}: {name} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise BundleIntegrityError(f"bundle {path}: {name} is not a JSON object")
+    return value
+
+
+def _check_metadata(path: Path, metadata: dict[str, Any]) -> None:
+    """Fields the service relies on: a label-safe version and a threshold in [0, 1]."""
+    version = metadata.get("version")
+    if not isinstance(version, str) or not SAFE_VERSION.match(version):
+        raise BundleIncompatibleError(
+            f"bundle {path}: metadata has no usable version (1-128 of A-Z a-z 0-9 . _ : + -)"
+        )
+    threshold = metadata.get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise BundleIncompatibleError(f"bundle {path}: metadata has no numeric threshold")
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise BundleIncompatibleError(f"bundle {path}: threshold {threshold} is not in [0, 1]")
+
+
+def _check_reference(path: Path, reference: dict[str, Any]) -> None:
+    """The monitoring profile has every feature's bins and a score distribution."""
+
+    def numbers(value: Any, where: str, length: int | None = None) -> None:
+        ok = isinstance(value, list) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value
+        )
+        if not ok or (length is not None and len(value) != length):
+            expected = f" of {length}" if length is not None else " of"
+            raise BundleIncompatibleError(
+                f"bundle {path}: {REFERENCE_FILE} {where} is not a list{expected} numbers"
+            )
+
+    try:
+        for name in F.NUMERIC_NAMES:
+            edges = reference["numeric"][name]["edges"]
+            numbers(edges, f"numeric.{name}.edges")
+            numbers(reference["numeric"][name]["proportions"], name, len(edges) + 1)
+        categories = len(F.PRODUCT_TYPE.categories)
+        proportions = reference["categorical"][F.PRODUCT_TYPE.name]["proportions"]
+        numbers(proportions, F.PRODUCT_TYPE.name, categories)
+        bounds = reference["score"]["bucket_upper_bounds"]
+        numbers(bounds, "score.bucket_upper_bounds")
+        numbers(reference["score"]["proportions"], "score.proportions", len(bounds))
+    except (KeyError, TypeError) as exc:
+        raise BundleIncompatibleError(
+            f"bundle {path}: {REFERENCE_FILE} lacks {exc} (numeric bins, product type "
+            "proportions and score distribution are required)"
+        ) from exc
 
 
 def list_bundles(models_dir: Path) -> list[Path]:

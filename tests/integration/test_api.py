@@ -240,8 +240,11 @@ def test_unknown_routes_and_methods_use_the_error_body(client: TestClient) -> No
     assert wrong.json()["error"]["type"] == "method_not_allowed"
 
 
-def test_openapi_documents_every_status(client: TestClient) -> None:
-    spec = client.get("/openapi.json").json()
+def test_openapi_documents_every_status(service_settings: Settings) -> None:
+    assert create_app(service_settings).openapi_url is None  # off unless FAULTLINE_OPENAPI
+    with TestClient(create_app(service_settings.model_copy(update={"openapi": True}))) as client:
+        spec = client.get("/openapi.json").json()
+        assert client.get("/docs").status_code == 404  # no Swagger UI (it loads from a CDN)
     responses = spec["paths"]["/v1/predict"]["post"]["responses"]
     assert {"200", "400", "413", "415", "422", "500", "503"} <= set(responses)
     body = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]

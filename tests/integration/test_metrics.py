@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi.testclient import TestClient
 
+from service.main import create_app
 from tests.conftest import metric_value
+from tests.integration.helpers import scrape
 from training import data as D
 from training import features as F
 
@@ -17,7 +20,7 @@ def _readings(n: int, seed: int) -> list[dict[str, object]]:
 
 
 def _scrape(client: TestClient) -> str:
-    return client.get("/metrics").text
+    return scrape(client)
 
 
 def test_domain_and_http_metrics_move(client: TestClient) -> None:
@@ -49,7 +52,8 @@ def test_domain_and_http_metrics_move(client: TestClient) -> None:
     assert delta("http_requests_total", handler="/v1/predict", status="200", method="POST") == 3
     assert delta("http_requests_total", handler="/v1/predict", status="422", method="POST") == 1
     assert delta("http_request_duration_seconds_count", handler="/v1/predict") == 4
-    # probes and /metrics are not instrumented; fine latency buckets exist
+    # /metrics is not on the API port; probes are not instrumented; fine latency buckets exist
+    assert client.get("/metrics").status_code == 404
     assert metric_value(after, "http_requests_total", handler="/metrics") == 0
     assert 'le="0.001"' in after
     assert "faultline_http_requests_in_flight" in after
@@ -68,7 +72,14 @@ def test_no_label_takes_per_request_values(client: TestClient) -> None:
     assert "field-" not in text
 
 
-def test_drift_rises_for_drifted_readings(client: TestClient) -> None:
+def test_drift_rises_for_drifted_readings(service_settings: Any) -> None:
+    # 100-reading requests may each fill a fifth of the 500-reading window here
+    settings = service_settings.model_copy(update={"drift_max_request_share": 0.2})
+    with TestClient(create_app(settings)) as client:
+        _drift_rises(client)
+
+
+def _drift_rises(client: TestClient) -> None:
     version = client.get("/v1/model").json()["version"]
     normal = _readings(500, 21)
     for start in range(0, 500, 100):

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from service.main import create_app
 from service.predict_endpoint import PredictEndpoint
 from tests.conftest import metric_value
+from tests.integration.helpers import scrape
 from training import features as F
 
 READING = F.example_reading()
@@ -60,7 +61,7 @@ def test_both_paths_are_measured_alike(clients: tuple[TestClient, TestClient]) -
     for client in clients:
         client.post("/v1/predict", json={**READING, F.TORQUE.name: -1.0})
         client.post("/v1/predict", json=READING)
-        text = client.get("/metrics").text
+        text = scrape(client)
         handler = {"handler": "/v1/predict", "method": "POST"}
         assert metric_value(text, "http_requests_total", status="200", **handler) >= 1
         assert metric_value(text, "http_requests_total", status="422", **handler) >= 1

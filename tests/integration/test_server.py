@@ -32,7 +32,12 @@ def test_sigterm_drains_in_flight_requests(bundle_path: Path, tmp_path: Path) ->
                 pool.submit(httpx.post, f"{url}/v1/predict", json=F.example_reading(), timeout=20)
                 for _ in range(8)
             ]
-            time.sleep(0.5)
+            deadline = time.monotonic() + 15  # all 8 in flight (a busy machine connects slowly)
+            while time.monotonic() < deadline:
+                text = httpx.get(f"{running.metrics_url}/metrics").text
+                if metric_value(text, "faultline_http_requests_in_flight") >= 8:
+                    break
+                time.sleep(0.05)
             process.send_signal(signal.SIGTERM)
             statuses = [f.result().status_code for f in futures]
         assert process.wait(timeout=15) == 0
@@ -49,7 +54,8 @@ def test_multiprocess_metrics_add_up(bundle_path: Path, tmp_path: Path) -> None:
         url = running.url
         for _ in range(40):  # a new connection each time: spread over both workers
             assert httpx.post(f"{url}/v1/predict", json=F.example_reading()).is_success
-        scrapes = [httpx.get(f"{url}/metrics").text for _ in range(4)]
+        assert httpx.get(f"{url}/metrics").status_code == 404  # metrics have their own port
+        scrapes = [httpx.get(f"{running.metrics_url}/metrics").text for _ in range(4)]
     for text in scrapes:  # whichever worker answers, it reports both workers' counts
         assert metric_value(text, "faultline_predictions_total") == 40
         assert metric_value(text, "http_requests_total", handler="/v1/predict") == 40
@@ -61,7 +67,7 @@ def test_multiprocess_metrics_add_up(bundle_path: Path, tmp_path: Path) -> None:
     reason="schemathesis CLI not installed",
 )
 def test_schemathesis_finds_nothing(bundle_path: Path, tmp_path: Path) -> None:
-    with service(bundle_path, tmp_path / "server.log") as running:
+    with service(bundle_path, tmp_path / "server.log", FAULTLINE_OPENAPI="true") as running:
         url = running.url
         result = subprocess.run(
             [
