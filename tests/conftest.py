@@ -24,11 +24,14 @@ def train_small(
     frame: pd.DataFrame | None = None,
     gate: QualityGate | None = None,
     candidates: tuple[str, ...] = ("hist_gradient_boosting",),
+    calibration: tuple[str, ...] = ("isotonic", "sigmoid"),
 ) -> TrainResult:
     """Train a real bundle quickly (one candidate) into tmp/models."""
     config = TrainConfig(
         seed=seed,
         candidates=candidates,
+        calibration=calibration,
+        calibration_folds=3,  # 5 by default; 3 keeps the session fixture fast
         n_jobs=1,
         gate=gate or QualityGate(min_roc_auc=0.9, min_pr_auc=0.5, min_recall=0.3),
     )

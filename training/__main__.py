@@ -13,6 +13,7 @@ from rich.console import Console
 from training import data as D
 from training import features as F
 from training.bundle import sha256_file
+from training.gate import QualityGate as QualityGateDefaults
 
 app = typer.Typer(
     help="Faultline training CLI: data -> validated Pipeline -> verified bundle.",
@@ -24,6 +25,16 @@ console = Console(stderr=True)
 ModelsDir = Annotated[Path, typer.Option(help="Where bundles are written.")]
 ArtifactsDir = Annotated[Path, typer.Option(help="Reports and the local MLflow store.")]
 Seed = Annotated[int, typer.Option(help="Random seed: same data and seed, same model.")]
+MinRocAuc = Annotated[float, typer.Option(help="Quality gate: minimum held-out ROC-AUC.")]
+MinPrAuc = Annotated[float, typer.Option(help="Quality gate: minimum held-out PR-AUC.")]
+MinRecall = Annotated[
+    float, typer.Option(help="Quality gate: minimum held-out recall at the threshold.")
+]
+MaxBrier = Annotated[float, typer.Option(help="Quality gate: maximum held-out Brier score.")]
+MaxEce = Annotated[
+    float, typer.Option(help="Quality gate: maximum expected calibration error (10 bins).")
+]
+MaxLogLoss = Annotated[float, typer.Option(help="Quality gate: maximum held-out log loss.")]
 
 
 def _load(data: Path | None, rows: int, seed: int) -> tuple[D.pd.DataFrame, str]:
@@ -32,7 +43,20 @@ def _load(data: Path | None, rows: int, seed: int) -> tuple[D.pd.DataFrame, str]
             return D.generate(rows, seed), f"synthetic AI4I 2020 generator (seed {seed})"
     if not data.is_file():
         raise typer.BadParameter(f"{data} does not exist", param_hint="--data")
-    return D.load_dataset(data), f"file {data.name} (sha256 {sha256_file(data)[:16]}...)"
+    try:
+        frame = D.load_dataset(data)
+    except ValueError as exc:  # wrong delimiter, not the UCI format, unreadable CSV
+        console.print(f"[red]cannot read {data}:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    _warn_if_not_published(data, frame)
+    return frame, f"file {data.name} (sha256 {sha256_file(data)[:16]}...)"
+
+
+def _warn_if_not_published(path: Path, frame: D.pd.DataFrame) -> None:
+    """A file named like the UCI file must have the published row and label counts."""
+    mismatch = D.published_mismatch(path, frame)
+    if mismatch:
+        console.print(f"[yellow]WARNING[/yellow] {mismatch}", highlight=False)
 
 
 @app.command()
@@ -82,7 +106,15 @@ def validate_cmd(
     """Validate a dataset and print the report; exit 1 when it has errors."""
     from training.validate import validate
 
-    report = validate(D.load_dataset(data))
+    if not data.is_file():
+        raise typer.BadParameter(f"{data} does not exist", param_hint="DATA")
+    try:
+        frame = D.load_dataset(data)
+    except ValueError as exc:  # wrong delimiter, not the UCI format, unreadable CSV
+        console.print(f"[red]data validation FAILED:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    _warn_if_not_published(data, frame)
+    report = validate(frame)
     console.print(report.render(), highlight=False)
     raise typer.Exit(0 if report.ok else 1)
 
@@ -101,18 +133,32 @@ def train(
             "hist_gradient_boosting."
         ),
     ] = "logistic_regression,random_forest,hist_gradient_boosting",
-    min_roc_auc: Annotated[float, typer.Option(help="Quality gate: held-out ROC-AUC.")] = 0.95,
-    min_pr_auc: Annotated[float, typer.Option(help="Quality gate: held-out PR-AUC.")] = 0.75,
-    min_recall: Annotated[float, typer.Option(help="Quality gate: held-out recall.")] = 0.5,
-    threshold_beta: Annotated[
+    min_roc_auc: MinRocAuc = 0.95,
+    min_pr_auc: MinPrAuc = 0.75,
+    min_recall: MinRecall = 0.5,
+    max_brier: MaxBrier = QualityGateDefaults.max_brier,
+    max_ece: MaxEce = QualityGateDefaults.max_ece,
+    max_log_loss: MaxLogLoss = QualityGateDefaults.max_log_loss,
+    cost_ratio: Annotated[
         float,
-        typer.Option(help="Threshold maximizes F-beta on validation (beta > 1 favours recall)."),
-    ] = 1.0,
+        typer.Option(
+            min=0.001,
+            help="Cost of a missed failure in false alarms: a reading is flagged when its "
+            "calibrated P(failure) >= 1 / (1 + ratio) (10 -> 0.091).",
+        ),
+    ] = 10.0,
+    calibration: Annotated[
+        str,
+        typer.Option(
+            help="Calibration methods to try (comma-separated: isotonic, sigmoid); the best "
+            "validation log loss wins."
+        ),
+    ] = "isotonic,sigmoid",
     track: Annotated[bool, typer.Option(help="Record the run in MLflow.")] = True,
     jobs: Annotated[int, typer.Option(help="Parallel CV jobs (-1: all cores).")] = -1,
 ) -> None:
     """Train, evaluate and gate a model; write a verified bundle when it passes."""
-    from training.evaluate import QualityGate
+    from training.evaluate import QualityGate, verdict
     from training.train import TrainConfig
     from training.train import train as run_training
     from training.validate import DataValidationError
@@ -121,10 +167,11 @@ def train(
     frame, source = _load(data, rows, seed)
     config = TrainConfig(
         seed=seed,
-        threshold_beta=threshold_beta,
+        cost_ratio=cost_ratio,
+        calibration=tuple(c.strip() for c in calibration.split(",") if c.strip()),
         n_jobs=jobs,
         candidates=tuple(c.strip() for c in candidates.split(",") if c.strip()),
-        gate=QualityGate(min_roc_auc, min_pr_auc, min_recall),
+        gate=QualityGate(min_roc_auc, min_pr_auc, min_recall, max_brier, max_ece, max_log_loss),
     )
     try:
         result = run_training(
@@ -146,6 +193,11 @@ def train(
             flat = {
                 f"test_{k}": v for k, v in result.metrics["test"].items() if isinstance(v, float)
             }
+            fidelity = result.metadata["fidelity"]
+            for name, figures in fidelity["features"].items():
+                flat[f"fidelity_ks_{name}"] = figures["ks"]
+                flat[f"fidelity_psi_{name}"] = figures["psi"]
+            flat["fidelity_speed_torque_corr"] = fidelity["speed_torque_corr"]
             run_id = log_run(
                 artifacts_dir,
                 result.version,
@@ -153,6 +205,7 @@ def train(
                     **result.metadata["params"],
                     "estimator": result.metadata["estimator"],
                     "threshold": result.metadata["threshold"],
+                    "calibration_method": result.metadata["calibration"]["method"],
                 },
                 {**flat, "gate_passed": float(not result.gate_failures)},
                 sorted(result.report_dir.iterdir()),
@@ -162,9 +215,7 @@ def train(
         console.print(f"MLflow run {run_id}")
     console.print(f"reports: {result.report_dir}")
     if result.gate_failures:
-        console.print(
-            f"[red]quality gate FAILED: {'; '.join(result.gate_failures)} (no bundle written)"
-        )
+        console.print(f"[red]{verdict(result.gate_failures)} (no bundle written)", highlight=False)
         raise typer.Exit(3)
     console.print(f"bundle: {result.bundle_path}")
     console.print(f"wall time {time.perf_counter() - started:.1f} s")
@@ -179,10 +230,22 @@ def evaluate(
     rows: Annotated[int, typer.Option(min=100, help="Synthetic rows when no --data.")] = 5_000,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 7,
     out: Annotated[Path, typer.Option(help="Where plots go.")] = Path("artifacts/evaluations"),
+    min_roc_auc: MinRocAuc | None = None,
+    min_pr_auc: MinPrAuc | None = None,
+    min_recall: MinRecall | None = None,
+    max_brier: MaxBrier | None = None,
+    max_ece: MaxEce | None = None,
+    max_log_loss: MaxLogLoss | None = None,
 ) -> None:
-    """Re-score an existing (verified) bundle on a dataset: metrics and plots."""
+    """Re-score an existing (verified) bundle on a dataset: metrics, plots and the gate verdict.
+
+    The gate is the one recorded in the bundle (each option overrides one limit); exit 3 when
+    the bundle fails it on this data, 0 when it passes.
+    """
+    from dataclasses import asdict, fields
+
     from training.bundle import BundleError, load_bundle, resolve_bundle
-    from training.evaluate import compute_metrics, write_plots
+    from training.evaluate import QualityGate, compute_metrics, verdict, write_plots
 
     try:
         loaded = load_bundle(resolve_bundle(bundle))
@@ -193,11 +256,28 @@ def evaluate(
     X, y = frame[list(F.FEATURE_NAMES)], frame[F.TARGET].to_numpy(int)
     scores = loaded.pipeline.predict_proba(X)[:, 1]
     metrics = compute_metrics(y, scores, loaded.threshold)
+    recorded = loaded.metadata.get("params", {}).get("gate", {})
+    limits = {f.name: recorded[f.name] for f in fields(QualityGate) if f.name in recorded}
+    overrides = {
+        "min_roc_auc": min_roc_auc,
+        "min_pr_auc": min_pr_auc,
+        "min_recall": min_recall,
+        "max_brier": max_brier,
+        "max_ece": max_ece,
+        "max_log_loss": max_log_loss,
+    }
+    gate = QualityGate(**{**limits, **{k: v for k, v in overrides.items() if v is not None}})
+    failures = gate.failures(metrics)
     target = out / loaded.version
     write_plots(loaded.pipeline, X, y, scores, loaded.threshold, target, seed)
-    (target / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (target / "metrics.json").write_text(
+        json.dumps({**metrics, "gate": asdict(gate), "gate_failures": failures}, indent=2)
+    )
     _print_metrics(metrics, f"{loaded.version} on {source}")
     console.print(f"plots: {target}")
+    style = "red" if failures else "green"
+    console.print(f"[{style}]{verdict(failures)}[/{style}]", highlight=False)
+    raise typer.Exit(3 if failures else 0)
 
 
 @app.command("hash")
@@ -225,8 +305,10 @@ def _print_metrics(metrics: dict[str, object], title: str) -> None:
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in ("roc_auc", "pr_auc", "f1", "precision", "recall", "brier"):
-        table.add_row(key, f"{metrics[key]:.4f}")
+    keys = ("roc_auc", "pr_auc", "f1", "precision", "recall", "brier", "log_loss", "ece")
+    for key in (*keys, "mean_predicted", "positive_share", "threshold"):
+        if key in metrics:
+            table.add_row(key, f"{metrics[key]:.4f}")
     table.add_row("confusion", str(metrics["confusion_matrix"]))
     Console().print(table)
 

@@ -1,4 +1,4 @@
-"""Training run: validate -> tune candidates -> pick -> threshold -> evaluate -> gate -> bundle."""
+"""Training: validate -> tune -> pick -> calibrate -> threshold -> evaluate -> gate -> bundle."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import json
 import os
 import platform
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,12 +19,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sklearn
-from sklearn.metrics import precision_recall_curve
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
+from sklearn.base import clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.metrics import brier_score_loss, log_loss
+from sklearn.model_selection import (
+    GridSearchCV,
+    ParameterGrid,
+    StratifiedKFold,
+    train_test_split,
+)
 
 from training import features as F
 from training.bundle import SERVING_FILE, write_bundle
-from training.evaluate import QualityGate, compute_metrics, model_card, write_plots
+from training.evaluate import (
+    QualityGate,
+    compute_metrics,
+    expected_cost,
+    model_card,
+    verdict,
+    write_plots,
+)
+from training.fidelity import fidelity_report, render_fidelity
 from training.pipeline import build_pipeline, candidate_estimators
 from training.reference import build_reference
 from training.serving import (
@@ -35,6 +52,27 @@ from training.serving import (
 from training.validate import DataValidationError, validate
 
 Progress = Callable[[str], None]
+HEARTBEAT_SECONDS = 10.0
+
+
+@contextmanager
+def heartbeat(progress: Progress, doing: str, every: float = HEARTBEAT_SECONDS) -> Iterator[None]:
+    """A progress line every `every` seconds while a long step runs (a grid search can take
+    a minute on a busy machine; logs and CI would otherwise see nothing)."""
+    done = threading.Event()
+    started = time.perf_counter()
+
+    def beat() -> None:
+        while not done.wait(every):
+            progress(f"  ... {doing}, {time.perf_counter() - started:.0f} s so far")
+
+    thread = threading.Thread(target=beat, name="training-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 class QualityGateError(RuntimeError):
@@ -48,7 +86,12 @@ class TrainConfig:
     seed: int = 42
     cv_folds: int = 3
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)
-    threshold_beta: float = 1.0
+    # a missed failure costs this many false alarms: flag when P(failure) >= 1 / (1 + ratio)
+    cost_ratio: float = 10.0
+    # calibration methods tried (cross-fitted on the training split), the best log loss on
+    # the validation split wins; folds of the cross-fitting
+    calibration: tuple[str, ...] = ("isotonic", "sigmoid")
+    calibration_folds: int = 5
     candidates: tuple[str, ...] = ("logistic_regression", "random_forest", "hist_gradient_boosting")
     gate: QualityGate = field(default_factory=QualityGate)
     n_jobs: int = -1
@@ -78,7 +121,7 @@ def data_fingerprint(frame: pd.DataFrame) -> str:
 
 def serving_cost(pipeline: Any) -> int:
     """Work per reading at serving time: tree nodes to walk, or coefficients."""
-    model = pipeline.named_steps["model"]
+    model = base_pipeline(pipeline).named_steps["model"]
     if hasattr(model, "estimators_"):  # random forest
         return int(sum(tree.tree_.node_count for tree in model.estimators_))
     if hasattr(model, "_predictors"):  # histogram gradient boosting
@@ -93,13 +136,92 @@ def choose_winner(scores: dict[str, tuple[float, int]], tolerance: float) -> str
     return min(tied, key=lambda name: (scores[name][1], name))
 
 
-def choose_threshold(y: np.ndarray, scores: np.ndarray, beta: float) -> float:
-    """The probability threshold that maximizes F-beta on the given (validation) data."""
-    precision, recall, thresholds = precision_recall_curve(y, scores)
-    precision, recall = precision[:-1], recall[:-1]
-    denom = beta**2 * precision + recall
-    fbeta = np.where(denom > 0, (1 + beta**2) * precision * recall / np.maximum(denom, 1e-12), 0)
-    return float(thresholds[int(np.argmax(fbeta))])
+def bayes_threshold(cost_ratio: float) -> float:
+    """The decision threshold for calibrated probabilities at a miss / false-alarm cost ratio.
+
+    Flagging a reading costs a false alarm with probability 1 - p; not flagging it costs a
+    miss (cost_ratio false alarms) with probability p. Flag when p x ratio >= 1 - p.
+    """
+    if cost_ratio <= 0:
+        raise ValueError("cost_ratio must be positive")
+    return 1.0 / (1.0 + cost_ratio)
+
+
+def best_cost_threshold(
+    y: np.ndarray, scores: np.ndarray, cost_ratio: float
+) -> tuple[float, float]:
+    """(threshold, cost per reading) minimizing cost_ratio x misses + false alarms on `y`.
+
+    A check of the calibration, not the rule: with honest probabilities the best threshold on
+    held-out data lands near 1 / (1 + cost_ratio).
+    """
+    candidates = np.unique(np.append(scores, np.inf))
+    order = np.sort(scores)
+    positives = np.sort(scores[y == 1])
+    missed = np.searchsorted(positives, candidates, side="left")  # positives below threshold
+    flagged = len(order) - np.searchsorted(order, candidates, side="left")
+    false_alarms = flagged - (len(positives) - missed)
+    cost = (cost_ratio * missed + false_alarms) / max(len(y), 1)
+    best = int(np.argmin(cost))
+    return float(candidates[best]), float(cost[best])
+
+
+def base_pipeline(model: Any) -> Any:
+    """The fitted Pipeline inside a calibrated model (or the model itself)."""
+    if isinstance(model, CalibratedClassifierCV):
+        return model.calibrated_classifiers_[0].estimator
+    return model
+
+
+def calibration_method(model: Any) -> str:
+    """'isotonic', 'sigmoid', or 'none' for an uncalibrated Pipeline."""
+    return str(model.method) if isinstance(model, CalibratedClassifierCV) else "none"
+
+
+def calibrate(
+    pipeline: Any,
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    X_val: pd.DataFrame,
+    y_val: np.ndarray,
+    config: TrainConfig,
+    progress: Progress,
+) -> tuple[Any, dict[str, dict[str, float]]]:
+    """Cross-fitted calibration of the tuned Pipeline; the method is chosen on validation.
+
+    Each calibrator learns on out-of-fold predictions of the training split (readings the
+    model that scored them never trained on); the Pipeline itself is refitted on the whole
+    training split (ensemble=False: one model to serve). The method with the lowest
+    validation log loss wins.
+    """
+    fitted: dict[str, Any] = {}
+    scores: dict[str, dict[str, float]] = {}
+    for method in config.calibration:
+        t0 = time.perf_counter()
+        model = CalibratedClassifierCV(
+            clone(pipeline),
+            method=method,
+            cv=config.calibration_folds,  # stratified folds of the (already shuffled) split
+            ensemble=False,
+            n_jobs=config.n_jobs,
+        )
+        with heartbeat(progress, f"calibrating ({method})"):
+            model.fit(X_train, y_train)
+        p_val = model.predict_proba(X_val)[:, 1]
+        fitted[method] = model
+        scores[method] = {
+            "log_loss": float(log_loss(y_val, np.clip(p_val, 1e-15, 1 - 1e-15), labels=[0, 1])),
+            "brier": float(brier_score_loss(y_val, p_val)),
+        }
+        progress(
+            f"calibrated ({method}, {config.calibration_folds}-fold cross-fitted): validation "
+            f"log loss {scores[method]['log_loss']:.4f}, Brier {scores[method]['brier']:.4f} "
+            f"({time.perf_counter() - t0:.1f} s)"
+        )
+    if not fitted:
+        return pipeline, scores
+    best = min(scores, key=lambda m: (scores[m]["log_loss"], m))
+    return fitted[best], scores
 
 
 def git_commit() -> str:
@@ -159,7 +281,9 @@ def train(
             n_jobs=config.n_jobs,
             refit=True,
         )
-        search.fit(X_train, y_train)
+        settings = len(ParameterGrid(grid)) * config.cv_folds
+        with heartbeat(progress, f"tuning {name}: {settings} fits"):
+            search.fit(X_train, y_train)
         searches[name] = search
         progress(
             f"tuned {name}: CV PR-AUC {search.best_score_:.4f} "
@@ -172,24 +296,36 @@ def train(
         {n: (float(s.best_score_), serving_cost(s.best_estimator_)) for n, s in searches.items()},
         config.tie_tolerance,
     )
-    pipeline = searches[winner].best_estimator_
-    threshold = choose_threshold(y_val, pipeline.predict_proba(X_val)[:, 1], config.threshold_beta)
-    test_scores = pipeline.predict_proba(X_test)[:, 1]
+    tuned = searches[winner].best_estimator_
+    progress(
+        f"winner {winner} ({serving_cost(tuned)} nodes/coefficients per reading; ties within "
+        f"{config.tie_tolerance} CV PR-AUC go to the cheapest)"
+    )
+    model, calibration_scores = calibrate(tuned, X_train, y_train, X_val, y_val, config, progress)
+    threshold = bayes_threshold(config.cost_ratio)
+    val_scores = model.predict_proba(X_val)[:, 1]
+    test_scores = model.predict_proba(X_test)[:, 1]
     metrics = {
         "test": compute_metrics(y_test, test_scores, threshold),
-        "validation": compute_metrics(y_val, pipeline.predict_proba(X_val)[:, 1], threshold),
+        "validation": compute_metrics(y_val, val_scores, threshold),
     }
+    for split in metrics.values():
+        split["expected_cost"] = expected_cost(split, config.cost_ratio)
+    best_threshold, best_cost = best_cost_threshold(y_val, val_scores, config.cost_ratio)
     progress(
-        f"winner {winner} ({serving_cost(pipeline)} nodes/coefficients per reading; ties within "
-        f"{config.tie_tolerance} CV PR-AUC go to the cheapest), threshold {threshold:.4f} "
-        f"(max F{config.threshold_beta:g} on validation)"
+        f"calibration: {calibration_method(model)}; threshold {threshold:.4f} = 1 / (1 + cost "
+        f"ratio {config.cost_ratio:g}): a missed failure costs {config.cost_ratio:g} false "
+        f"alarms; validation cost {metrics['validation']['expected_cost']:.4f} per reading "
+        f"(best threshold in hindsight {best_threshold:.4f}: {best_cost:.4f})"
     )
+    fidelity = fidelity_report(frame)
+    progress("fidelity to the published AI4I 2020 figures:\n" + render_fidelity(fidelity))
 
     created = datetime.now(UTC)
     params_blob = repr((fingerprint, asdict(config), searches[winner].best_params_)).encode()
     version = f"{created:%Y%m%dT%H%M%SZ}-{hashlib.sha256(params_blob).hexdigest()[:8]}"
     report_dir = reports_root / version
-    write_plots(pipeline, X_test, y_test, test_scores, threshold, report_dir, config.seed)
+    write_plots(model, X_test, y_test, test_scores, threshold, report_dir, config.seed)
     metadata: dict[str, Any] = {
         "name": config.name,
         "version": version,
@@ -201,15 +337,31 @@ def train(
         "schema_hash": F.SCHEMA_HASH,
         "target": F.TARGET,
         "threshold": threshold,
-        "threshold_objective": f"maximize F{config.threshold_beta:g}",
+        "threshold_objective": (
+            f"minimum expected cost at a miss / false-alarm cost ratio of {config.cost_ratio:g}: "
+            f"flag when P(failure) >= 1 / (1 + {config.cost_ratio:g})"
+        ),
+        "cost_ratio": config.cost_ratio,
+        "calibration": {
+            "method": calibration_method(model),
+            "folds": config.calibration_folds,
+            "validation": calibration_scores,
+            # the calibration check: the validation-optimal threshold and its cost
+            "validation_best_threshold": best_threshold,
+            "validation_best_cost": best_cost,
+        },
         "estimator": winner,
         "candidates": {n: float(s.best_score_) for n, s in searches.items()},
         "serving_cost": {n: serving_cost(s.best_estimator_) for n, s in searches.items()},
         "metrics": metrics,
+        "fidelity": fidelity,
         "params": {
             "seed": config.seed,
             "cv_folds": config.cv_folds,
             "split": list(config.split),
+            "cost_ratio": config.cost_ratio,
+            "calibration": list(config.calibration),
+            "calibration_folds": config.calibration_folds,
             "best_params": {k: str(v) for k, v in searches[winner].best_params_.items()},
             "gate": asdict(config.gate),
         },
@@ -223,11 +375,12 @@ def train(
     card = model_card(metadata)
     (report_dir / "model_card.md").write_text(card)
     failures = config.gate.failures(metrics["test"])
+    progress(verdict(failures))
     bundle_path = None
     if not failures:
         reference = build_reference(X_train, X_test, test_scores, threshold)
-        extra = serving_files(pipeline, X_test, progress)
-        bundle_path = write_bundle(models_dir, version, pipeline, metadata, reference, card, extra)
+        extra = serving_files(model, X_test, progress)
+        bundle_path = write_bundle(models_dir, version, model, metadata, reference, card, extra)
     return TrainResult(
         version, metrics, bundle_path, report_dir, time.perf_counter() - started, failures, metadata
     )

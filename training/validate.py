@@ -16,6 +16,8 @@ MAX_FEATURE_NULL_SHARE = 0.01  # the Pipeline imputes; more than this is a broke
 MIN_POSITIVE_ROWS = 20
 POSITIVE_SHARE_RANGE = (0.005, 0.5)
 MAX_ROWS_LISTED = 10
+UDI_LABEL = "UDI"  # rows named by the file's identifier column
+POSITION_LABEL = "rows at 0-based positions"  # when the data has no usable UDI
 
 
 class DataValidationError(ValueError):
@@ -36,6 +38,8 @@ class Finding:
     message: str
     rows: tuple[int, ...] = ()
     count: int = 0
+    # how `rows` name the rows: the file's UDI, or positions counted from 0 (no UDI column)
+    row_label: str = POSITION_LABEL
 
     def render(self) -> str:
         where = ""
@@ -44,7 +48,7 @@ class Finding:
             more = (
                 f" and {self.count - MAX_ROWS_LISTED} more" if self.count > MAX_ROWS_LISTED else ""
             )
-            where = f" (rows {shown}{more})"
+            where = f" ({self.row_label} {shown}{more})"
         return f"{self.level.upper():7} [{self.rule}] column '{self.column}': {self.message}{where}"
 
 
@@ -55,6 +59,8 @@ class ValidationReport:
     rows: int
     findings: list[Finding] = field(default_factory=list)
     positive_share: float | None = None
+    # the UDI of each row (by position) when the data has a complete integer UDI column
+    udi: np.ndarray | None = None
 
     @property
     def errors(self) -> list[Finding]:
@@ -74,11 +80,14 @@ class ValidationReport:
     ) -> None:
         rows: tuple[int, ...] = ()
         count = 0
+        label = POSITION_LABEL
         if mask is not None:
             index = np.flatnonzero(np.asarray(mask, dtype=bool))
             count = len(index)
+            if self.udi is not None and column != "udi":
+                index, label = self.udi[index], UDI_LABEL
             rows = tuple(int(i) for i in index[:MAX_ROWS_LISTED])
-        self.findings.append(Finding(level, rule, column, message, rows, count))
+        self.findings.append(Finding(level, rule, column, message, rows, count, label))
 
     def render(self) -> str:
         status = "PASSED" if self.ok else "FAILED"
@@ -95,7 +104,7 @@ class ValidationReport:
 
 def validate(frame: pd.DataFrame, require_labels: bool = True) -> ValidationReport:
     """Check schema, types, ranges, nulls, duplicates, label consistency and class balance."""
-    report = ValidationReport(rows=len(frame))
+    report = ValidationReport(rows=len(frame), udi=_udi(frame))
     required = [*F.FEATURE_NAMES, *([F.TARGET] if require_labels else [])]
     missing = [c for c in required if c not in frame.columns]
     for column in missing:
@@ -118,6 +127,16 @@ def validate(frame: pd.DataFrame, require_labels: bool = True) -> ValidationRepo
     if require_labels:
         _check_labels(frame, report)
     return report
+
+
+def _udi(frame: pd.DataFrame) -> np.ndarray | None:
+    """The UDI per row when every row has a unique integer one (else rows go by position)."""
+    if "udi" not in frame.columns:
+        return None
+    udi = pd.to_numeric(frame["udi"], errors="coerce")
+    if udi.isna().any() or not (udi == udi.round()).all() or udi.duplicated().any():
+        return None
+    return udi.to_numpy(dtype=np.int64)
 
 
 def _check_product_type(frame: pd.DataFrame, report: ValidationReport) -> None:

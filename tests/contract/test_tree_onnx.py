@@ -88,3 +88,13 @@ def test_a_model_of_another_width_is_refused() -> None:
         OnnxTrees(model, X.shape[1] + 1, postprocessor, base_score, as_float32=False)
     with pytest.raises(ServingFormError, match="refused"):
         OnnxTrees(b"not an onnx model", X.shape[1], postprocessor, base_score, as_float32=False)
+
+
+@pytest.mark.parametrize("train_x", [X, X_NAN], ids=["hgb", "hgb-missing-values"])
+def test_margin_equals_the_decision_function(train_x: np.ndarray) -> None:
+    """Calibration reads HGB's raw score: it must match decision_function, not only after the
+    sigmoid (which flattens differences in the tails)."""
+    estimator = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(train_x, Y)
+    probe = np.vstack([train_x, RNG.normal(scale=3, size=(200, 5))])
+    served = _served(estimator, False).margin(np.ascontiguousarray(probe))
+    np.testing.assert_allclose(served, estimator.decision_function(probe), rtol=0, atol=1e-12)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+from training import data as D
 from training import features as F
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,3 +42,32 @@ def test_no_other_module_spells_a_feature_name() -> None:
                 if isinstance(node, ast.Constant) and node.value in names:
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
     assert offenders == []
+
+
+def test_power_is_computed_from_the_raw_readings_above_the_clip() -> None:
+    """The 3,500 W power-failure rule holds for readings above the learned speed clip.
+
+    Clipping speed (upper bound ~2,200 rpm on AI4I data) before computing power used to move
+    readings across the rule: 13.5 Nm at 2,700 rpm is 3,817 W (no power failure), but
+    3,100 W from the clipped speed.
+    """
+    from training.pipeline import build_preprocessor
+
+    train = D.generate(3000, 4)[list(F.FEATURE_NAMES)]
+    numeric = build_preprocessor().fit(train).named_transformers_["numeric"]
+    readings = pd.DataFrame(
+        {
+            F.AIR_TEMPERATURE.name: [300.0, 300.0, 300.0],
+            F.PROCESS_TEMPERATURE.name: [310.0, 310.0, 310.0],
+            F.ROTATIONAL_SPEED.name: [2700.0, 2700.0, 2250.0],
+            F.TORQUE.name: [11.0, 13.5, 16.0],
+            F.TOOL_WEAR.name: [10.0, 10.0, 10.0],
+        }
+    )[list(F.NUMERIC_NAMES)]
+    unscaled = numeric[:-1].transform(readings)  # imputation, physics, clipping; not scaling
+    speed_column = F.NUMERIC_NAMES.index(F.ROTATIONAL_SPEED.name)
+    assert unscaled[0, speed_column] < 2700.0  # the reading itself is bounded for the model...
+    power = unscaled[:, len(F.NUMERIC_NAMES) + F.ENGINEERED_NAMES.index("power_w")]
+    expected = readings[F.TORQUE.name] * readings[F.ROTATIONAL_SPEED.name] * F.RPM_TO_RAD_PER_S
+    np.testing.assert_array_equal(power, expected)  # ...the physics is not
+    assert list(power < D.PWF_MIN_POWER_W) == [True, False, False]  # 3,110 / 3,817 / 3,770 W

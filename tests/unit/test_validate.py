@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,18 +40,23 @@ def _set(column: str, rows: list[int], value: object) -> Callable[[pd.DataFrame]
 
 CASES = {
     "missing column": (lambda f: f.drop(columns=[TORQUE]), "schema", TORQUE, None),
-    "wrong type": (_set(TORQUE, [4, 9], "forty"), "type", TORQUE, "rows 4, 9"),
+    "wrong type": (_set(TORQUE, [4, 9], "forty"), "type", TORQUE, "UDI 5, 10"),
     "unknown category": (
         _set(F.PRODUCT_TYPE.name, [7], "X"),
         "type",
         F.PRODUCT_TYPE.name,
-        "rows 7",
+        "UDI 8",
     ),
-    "out of range": (_set(TORQUE, [3], 999.0), "range", TORQUE, "rows 3"),
-    "infinite": (_set(TORQUE, [5], np.inf), "range", TORQUE, "rows 5"),
-    "too many nulls": (_set(TORQUE, list(range(100)), np.nan), "nulls", TORQUE, "rows 0, 1"),
-    "duplicate id": (_set("udi", [10], 1), "duplicates", "udi", "rows 10"),
-    "non-binary label": (_set(F.TARGET, [2], 3), "labels", F.TARGET, "rows 2"),
+    "out of range": (_set(TORQUE, [3], 999.0), "range", TORQUE, "UDI 4"),
+    "infinite": (_set(TORQUE, [5], np.inf), "range", TORQUE, "UDI 6"),
+    "too many nulls": (_set(TORQUE, list(range(100)), np.nan), "nulls", TORQUE, "UDI 1, 2"),
+    "duplicate id": (
+        _set("udi", [10], 1),
+        "duplicates",
+        "udi",
+        "rows at 0-based positions 10",
+    ),
+    "non-binary label": (_set(F.TARGET, [2], 3), "labels", F.TARGET, "UDI 3"),
     "inconsistent labels": (
         _set(F.TARGET, list(range(0, 200)), 1),
         "label-consistency",
@@ -92,3 +98,65 @@ def test_few_nulls_are_a_warning(frame: pd.DataFrame) -> None:
     report = validate(frame)
     assert report.ok
     assert "WARNING [nulls]" in report.render()
+
+
+def test_rows_are_named_by_udi_or_as_0_based_positions(frame: pd.DataFrame) -> None:
+    """Positions used to be listed as 'rows 4' and read like UDIs (UDI 4 is position 3)."""
+    bad = frame.copy()
+    bad.loc[[4, 9], TORQUE] = 999.0
+    assert "(UDI 5, 10)" in validate(bad).render()
+    shuffled = bad.iloc[::-1].reset_index(drop=True)  # UDI no longer position + 1
+    assert "(UDI 10, 5)" in validate(shuffled).render()
+    no_ids = bad.drop(columns=["udi", "product_id"])
+    assert "(rows at 0-based positions 4, 9)" in validate(no_ids).render()
+
+
+def _uci_file(path: Path, frame: pd.DataFrame, sep: str = ",") -> Path:
+    out = frame.rename(columns={v: k for k, v in F.UCI_TO_NAME.items()})[list(F.UCI_COLUMNS)]
+    out.to_csv(path, index=False, sep=sep)
+    return path
+
+
+def test_validate_cli_checks_a_uci_named_file_against_the_published_counts(
+    frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Only `download` used to check the published counts; `validate` and `train --data`
+    accepted a changed ai4i2020.csv without a word."""
+    from typer.testing import CliRunner
+
+    from training.__main__ import app
+
+    result = CliRunner().invoke(app, ["validate", str(_uci_file(tmp_path / "ai4i2020.csv", frame))])
+    assert result.exit_code == 0, result.output
+    assert "WARNING" in result.output and "published counts" in result.output
+    assert "3000 rows (published 10000)" in result.output
+    other = CliRunner().invoke(app, ["validate", str(_uci_file(tmp_path / "mine.csv", frame))])
+    assert other.exit_code == 0 and "published counts" not in other.output
+
+
+def test_validate_cli_names_a_wrong_delimiter(frame: pd.DataFrame, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from training.__main__ import app
+
+    path = _uci_file(tmp_path / "ai4i2020.csv", frame, sep="\t")
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert "tab-separated" in " ".join(result.output.split())
+    assert "column is missing" not in result.output
+
+
+def test_train_data_loading_warns_on_a_changed_uci_file(
+    frame: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`train --data ai4i2020.csv` loads through the same check as `validate`."""
+    import typer
+
+    from training.__main__ import _load
+
+    loaded, source = _load(_uci_file(tmp_path / "ai4i2020.csv", frame), 0, 0)
+    assert len(loaded) == len(frame) and "ai4i2020.csv" in source
+    assert "published counts" in " ".join(capsys.readouterr().err.split())
+    with pytest.raises(typer.Exit):
+        _load(_uci_file(tmp_path / "x.csv", frame, sep=";"), 0, 0)
+    assert "semicolon-separated" in " ".join(capsys.readouterr().err.split())
