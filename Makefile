@@ -7,7 +7,7 @@ MODELS_DIR ?= artifacts/models
 ROWS ?= 10000
 PYTEST_ARGS ?=
 # shown by `make help` with their values
-HELP_VARIABLES = MODELS_DIR ROWS DATA PORT HOST SCENARIO DURATION USERS PROMETHEUS KEEP IMAGE BASE_IMAGE TRAIN_ARGS PYTEST_ARGS CLUSTER NAMESPACE RELEASE TAG CANARY_TAG KIND_NODE ADAPTER ROLLOUTS DEPLOY_ARGS
+HELP_VARIABLES = MODELS_DIR ROWS DATA PORT HOST SCENARIO DURATION USERS PROMETHEUS KEEP IMAGE BASE_IMAGE TRAIN_ARGS WORKERS PYTEST_ARGS CLUSTER NAMESPACE RELEASE TAG CANARY_TAG KIND_NODE ADAPTER ROLLOUTS DEPLOY_ARGS
 
 IMAGE ?= faultline:dev
 # Where no registry is reachable, `service/base-image.sh` builds local/debian:bookworm.
@@ -32,11 +32,16 @@ lint: setup ## Ruff (lint + format check), mypy and hadolint
 	$(RUN) mypy
 	$(RUN) hadolint service/Dockerfile
 
-test: doctor lint ## Lint, type check and every test this machine can run
-	$(RUN) pytest $(PYTEST_ARGS)
+# Test files run in WORKERS processes (a file's tests stay together: module fixtures are built
+# once); one OpenMP thread each, or scikit-learn's threads oversubscribe the cores and the suite
+# takes twice as long.
+WORKERS ?= 2
+PYTEST := OMP_NUM_THREADS=1 $(RUN) pytest -n $(WORKERS) --dist loadfile
+test: doctor lint ## Lint, type check and every test this machine can run (WORKERS in parallel)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-fast: setup ## Only the fast tiers (no training, no processes)
-	$(RUN) pytest -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 train: setup ## Train on ROWS synthetic rows (or DATA=path.csv) into MODELS_DIR
 	$(RUN) python -m training train --rows $(ROWS) --models-dir $(MODELS_DIR) $(if $(DATA),--data $(DATA))
