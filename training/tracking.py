@@ -25,19 +25,39 @@ def log_run(
     tags: dict[str, str],
 ) -> str:
     """Record one training run (params, metrics, plots, the bundle); return the run id."""
-    for noisy in ("mlflow", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     import mlflow  # deferred: heavy, and only training needs it
 
-    uri = default_tracking_uri(artifacts_dir)
-    mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        location = (
-            None
-            if "MLFLOW_TRACKING_URI" in os.environ
-            else ((artifacts_dir / "mlruns").resolve().as_uri())
-        )
-        mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    # after the import: mlflow sets its own logger to INFO on import, and its first run prints
+    # the SQLite table creation and migrations otherwise
+    for noisy in ("mlflow", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI: read the user's own setting
+    # first, and put it back after, or the next run would log into this run's store and the
+    # artifacts would land in ./mlruns of the working directory
+    users = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        mlflow.set_tracking_uri(default_tracking_uri(artifacts_dir))
+        if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+            location = None if users else (artifacts_dir / "mlruns").resolve().as_uri()
+            mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+        return _record(mlflow, run_name, params, metrics, files, bundle_dir, tags)
+    finally:
+        if users is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = users
+
+
+def _record(
+    mlflow: Any,
+    run_name: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    files: list[Path],
+    bundle_dir: Path | None,
+    tags: dict[str, str],
+) -> str:
+    """The run itself, in the store log_run set up."""
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.set_tags(tags)
