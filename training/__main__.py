@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import json
 import time
 from pathlib import Path
@@ -20,7 +22,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console(stderr=True)
+# Off a terminal (CI, logs), rich would wrap at 80 columns and split lines and paths.
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 ModelsDir = Annotated[Path, typer.Option(help="Where bundles are written.")]
 ArtifactsDir = Annotated[Path, typer.Option(help="Reports and the local MLflow store.")]
@@ -310,7 +313,7 @@ def _print_metrics(metrics: dict[str, object], title: str) -> None:
         if key in metrics:
             table.add_row(key, f"{metrics[key]:.4f}")
     table.add_row("confusion", str(metrics["confusion_matrix"]))
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 if __name__ == "__main__":
