@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Annotated

@@ -64,7 +64,10 @@ def bad_canary(tmp_path_factory: pytest.TempPathFactory) -> Path:
     corrupted = [i for i in range(len(frame)) if rng.random() < 0.4]
     frame.loc[corrupted, F.TARGET] = 1  # 40 % of rows labelled as failures
     result = train_small(
-        tmp_path_factory.mktemp("bad"), seed=13, frame=frame, gate=QualityGate(0.0, 0.0, 0.0, 1.0, 1.0, 100.0)
+        tmp_path_factory.mktemp("bad"),
+        seed=13,
+        frame=frame,
+        gate=QualityGate(0.0, 0.0, 0.0, 1.0, 1.0, 100.0),
     )
     assert result.bundle_path is not None
     return result.bundle_path
