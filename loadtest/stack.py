@@ -100,8 +100,11 @@ class Service:
 
 
 @contextmanager
-def service(model_dir: Path, log: Path, workers: int = 1, **env: str) -> Iterator[Service]:
-    """Run the real service on a free port (metrics on another) until the block ends."""
+def service(
+    model_dir: Path, log: Path, workers: int = 1, ready: str = "/readyz", **env: str
+) -> Iterator[Service]:
+    """Run the real service on a free port (metrics on another) until the block ends; the block
+    starts once `ready` answers 200 (`/healthz` for a service that must stay not ready)."""
     port, metrics_port = free_port(), free_port()
     while metrics_port == port:
         metrics_port = free_port()
@@ -135,7 +138,7 @@ def service(model_dir: Path, log: Path, workers: int = 1, **env: str) -> Iterato
     metrics_url = f"http://127.0.0.1:{environment['FAULTLINE_METRICS_PORT']}"
     METRICS_URLS[url] = metrics_url
     try:
-        startup = wait_until_ok(f"{url}/readyz", process, log)
+        startup = wait_until_ok(f"{url}{ready}", process, log)
         yield Service(url, process, log, startup, metrics_url)
     finally:
         stop(process)

@@ -40,31 +40,18 @@ def log_run(
         if mlflow.get_experiment_by_name(EXPERIMENT) is None:
             location = None if users else (artifacts_dir / "mlruns").resolve().as_uri()
             mlflow.create_experiment(EXPERIMENT, artifact_location=location)
-        return _record(mlflow, run_name, params, metrics, files, bundle_dir, tags)
+        mlflow.set_experiment(EXPERIMENT)
+        with mlflow.start_run(run_name=run_name) as run:
+            mlflow.set_tags(tags)
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            mlflow.log_metrics(metrics)
+            for path in files:
+                mlflow.log_artifact(str(path), artifact_path="reports")
+            if bundle_dir is not None:
+                mlflow.log_artifacts(str(bundle_dir), artifact_path=f"bundle/{bundle_dir.name}")
+            return str(run.info.run_id)
     finally:
         if users is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = users
-
-
-def _record(
-    mlflow: Any,
-    run_name: str,
-    params: dict[str, Any],
-    metrics: dict[str, float],
-    files: list[Path],
-    bundle_dir: Path | None,
-    tags: dict[str, str],
-) -> str:
-    """The run itself, in the store log_run set up."""
-    mlflow.set_experiment(EXPERIMENT)
-    with mlflow.start_run(run_name=run_name) as run:
-        mlflow.set_tags(tags)
-        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-        mlflow.log_metrics(metrics)
-        for path in files:
-            mlflow.log_artifact(str(path), artifact_path="reports")
-        if bundle_dir is not None:
-            mlflow.log_artifacts(str(bundle_dir), artifact_path=f"bundle/{bundle_dir.name}")
-        return str(run.info.run_id)

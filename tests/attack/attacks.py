@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import orjson
 
-from loadtest.stack import ROOT, free_port, stop
+from loadtest.stack import service, stop
 from tests.conftest import metric_value
 from training import bundle as B
 from training import data as D
@@ -120,45 +120,15 @@ class Server:
 @contextlib.contextmanager
 def server(model_dir: Path, log: Path, ready: bool = True, **env: str) -> Iterator[Server]:
     """`faultline serve` on free ports; waits for /readyz (or only /healthz if not ready)."""
-    port, metrics_port = free_port(), free_port()
-    while metrics_port == port:
-        metrics_port = free_port()
-    environment = {
-        **os.environ,
-        "FAULTLINE_MODEL_DIR": str(model_dir),
-        "FAULTLINE_LOG_FORMAT": "json",
-        "FAULTLINE_METRICS_PORT": str(metrics_port),
-        **SERVER_ENV,
-        **env,
-    }
-    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve", "--port", str(port)],
-            env=environment,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
+    with service(
+        model_dir, log, ready="/readyz" if ready else "/healthz", **{**SERVER_ENV, **env}
+    ) as running:
+        yield Server(
+            running.process,
+            int(running.url.rsplit(":", 1)[1]),
+            int(running.metrics_url.rsplit(":", 1)[1]),
+            log,
         )
-    running = Server(process, port, metrics_port, log)
-    try:
-        _wait(f"{running.url}/{'readyz' if ready else 'healthz'}", process, log)
-        yield running
-    finally:
-        stop(process)
-
-
-def _wait(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited ({process.returncode}):\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} not up in {timeout} s:\n{log.read_text()[-3000:]}")
 
 
 @contextlib.contextmanager
