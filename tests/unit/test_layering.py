@@ -7,19 +7,37 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN_IN_TRAINING = ("service", "fastapi", "starlette", "uvicorn")
 ALLOWED_FROM_TRAINING = {"training", "training.features", "training.bundle", "training.serving"}
 
 
-def _imports(path: Path) -> set[str]:
+def _is_module(name: str) -> bool:
+    """Whether a dotted name is a module or package of this project (not an attribute)."""
+    base = ROOT.joinpath(*name.split("."))
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def _imports(path: Path, package: str = "") -> set[str]:
+    """Every module a file imports, in any form: `import a.b`, `import a.b as c`,
+    `from a import b` (a.b when b is a module, else a), `from a.b import c`, relative imports
+    (resolved against `package`, by default the file's own)."""
+    package = package or ".".join(path.relative_to(ROOT).parent.parts)
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolved against the file's own package
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*parts, node.module] if node.module else parts)
+            else:
+                module = node.module or ""
+            for alias in node.names:
+                child = f"{module}.{alias.name}"
+                found.add(child if _is_module(child) else module)
     return found
 
 
@@ -53,13 +71,46 @@ def test_service_starts_without_scikit_learn() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _training_modules_outside_the_contract(path: Path, package: str = "") -> set[str]:
+    """Modules of `training` a file imports beyond the contract."""
+    return {
+        m
+        for m in _imports(path, package)
+        if m.split(".")[0] == "training" and m not in ALLOWED_FROM_TRAINING
+    }
+
+
 def test_service_imports_only_the_contract_from_training() -> None:
-    service = ROOT / "service"
-    for path in service.rglob("*.py"):
-        used = {m for m in _imports(path) if m.split(".")[0] == "training"}
-        modules = {
-            m
-            for m in used
-            if m in ALLOWED_FROM_TRAINING or m.rsplit(".", 1)[0] in ALLOWED_FROM_TRAINING
-        }
-        assert used == modules, f"{path.name} imports {used - modules}"
+    for path in (ROOT / "service").rglob("*.py"):
+        assert not _training_modules_outside_the_contract(path), path.name
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "import training.train",
+        "import training.train as t",
+        "from training import train",
+        "from training import features, train",
+        "from training.train import TrainConfig",
+        "from training.pipeline import build_pipeline",
+    ],
+)
+def test_the_layering_check_sees_every_import_form(line: str, tmp_path: Path) -> None:
+    """A planted import of a training-only module is caught whatever its form (the check
+    used to accept `import training.train`: it compared only the parent package)."""
+    planted = tmp_path / "planted.py"
+    planted.write_text(line + "\n")
+    assert _training_modules_outside_the_contract(planted, "service")
+
+
+def test_the_contract_itself_passes_and_relative_imports_resolve(tmp_path: Path) -> None:
+    planted = tmp_path / "planted.py"
+    planted.write_text(
+        "from training import features\nfrom training.bundle import load_bundle\n"
+        "from . import errors\nfrom .errors import ServiceError\n"
+    )
+    assert _training_modules_outside_the_contract(planted, "service") == set()
+    assert {"service.errors", "training.features", "training.bundle"} <= _imports(
+        planted, "service"
+    )
