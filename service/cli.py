@@ -1,4 +1,4 @@
-"""`faultline`: serve the model (and, later, analyse canaries)."""
+"""`faultline`: serve the model, and judge a canary against stable from Prometheus."""
 
 from __future__ import annotations
 

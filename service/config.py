@@ -18,7 +18,8 @@ MIN_KEY_LENGTH = 16
 
 
 class Settings(BaseSettings):
-    """Everything the service can be told; every field documents itself in `faultline --help`."""
+    """Everything the service can be told (`FAULTLINE_*`); every field carries its description,
+    listed in docs/service.md (`Settings.model_json_schema()` has them all)."""
 
     model_config = SettingsConfigDict(
         env_prefix="FAULTLINE_", extra="ignore", frozen=True, hide_input_in_errors=True

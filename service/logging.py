@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sys
 from typing import Any
@@ -10,13 +11,19 @@ from typing import Any
 import orjson
 import structlog
 
-_STDOUT = open(1, "wb", buffering=0, closefd=False)  # noqa: SIM115 (lives as long as the process)
 LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+
+@functools.cache
+def _stdout() -> Any:
+    """fd 1 as an unbuffered binary file, opened once, when logging is configured (not at
+    import)."""
+    return open(1, "wb", buffering=0, closefd=False)  # lives as long as the process
 
 
 def _json_bytes(event: dict[str, Any], **_: Any) -> bytes:
@@ -36,7 +43,7 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         tail: list[Any] = [structlog.processors.dict_tracebacks, renderer]
         # fd 1 itself, unbuffered: one write per line (nothing lost on a crash), and it follows
         # whatever stdout is redirected to later
-        factory: Any = structlog.BytesLoggerFactory(file=_STDOUT)
+        factory: Any = structlog.BytesLoggerFactory(file=_stdout())
     else:
         tail = [structlog.dev.ConsoleRenderer()]
         factory = structlog.PrintLoggerFactory()

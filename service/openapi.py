@@ -1,7 +1,8 @@
 """The OpenAPI document: FastAPI's, plus the request schemas /v1/predict validates by hand.
 
-/v1/predict reads its body itself (size limit, strict parsing, one model call per request), so
-FastAPI does not see the body models; they are added here, exactly as pydantic validates them.
+/v1/predict reads its body itself (size limit, strict parsing; the micro-batcher may merge it
+with concurrent requests into one model call), so FastAPI does not see the body models; they are
+added here, exactly as pydantic validates them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The transport-free Predictor: load and verify a bundle, validate rows, predict, record.
+"""The transport-free Predictor: load and verify a bundle, turn validated readings into arrays,
+predict, record the prediction metrics.
 
 Routes translate HTTP into calls on this object; tests and benchmarks use it directly.
 """

@@ -100,7 +100,7 @@ class Bundle:
     """A verified, loaded bundle."""
 
     path: Path
-    pipeline: Any  # None when loaded with load_pipeline=False
+    pipeline: Any  # None when loaded with with_pipeline=False (the serving form serves)
     metadata: dict[str, Any]
     reference: dict[str, Any]
     bundle_hash: str  # SHA-256 of the manifest: one value identifies every byte of the bundle

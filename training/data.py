@@ -3,7 +3,7 @@
 The generator follows the data-generation process published with the dataset
 (S. Matzka, "Explainable Artificial Intelligence for Predictive Maintenance Applications",
 AI4I 2020). Where it knowingly deviates from the published text it says so in
-`GENERATOR_DEVIATIONS` (also printed in docs/data.md).
+`GENERATOR_DEVIATIONS` (listed in docs/training.md too).
 """
 
 from __future__ import annotations
