@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ class AppState:
     not_ready_reason: str = "the model bundle is still loading"
     model_body: bytes | None = None  # GET /v1/model, rendered once at load
     ready_body: bytes | None = None  # GET /readyz when ready
+    # one large request's CPU steps at a time (see service.routes.LARGE_BODY)
+    large_requests: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
     @property
     def sample_rate(self) -> float:

@@ -273,14 +273,37 @@ def series(text: str) -> set[str]:
 # --- attacks on one running server -------------------------------------------------------------
 def invalid_payloads(target: Server, work: Path, max_body: int, seconds: float) -> Result:
     """Finding 1: 4 clients sending the worst invalid bodies that fit under the body limit."""
+    from service.errors import InvalidInputError
+    from service.routes import load_json
+
     reading = F.example_reading()
-    keys = 1
-    while True:  # as many unknown keys per reading as fit in the limit
-        wider = {"instances": [{**reading, **{f"k{j}": 0 for j in range(keys + 5)}}] * 1000}
-        if len(orjson.dumps(wider)) > max_body - 1024:
-            break
-        keys += 5
-    unknown = orjson.dumps({"instances": [{**reading, **{f"k{j}": 0 for j in range(keys)}}] * 1000})
+
+    def fits(body: bytes) -> bool:
+        return len(body) <= max_body - 1024
+
+    def parsed(body: bytes) -> bool:  # passes the structure checks made before parsing
+        try:
+            load_json(body, 1000)
+        except InvalidInputError:
+            return False
+        return True
+
+    def widest(make: Callable[[int], bytes], accept: Callable[[bytes], bool]) -> bytes:
+        n = 1
+        while accept(make(n + 1)):
+            n += 1
+        return make(n)
+
+    def unknown_keys(keys: int, name: int = 2) -> bytes:
+        extra = {f"k{j:0{name}d}": 0 for j in range(keys)}
+        return orjson.dumps({"instances": [{**reading, **extra}] * 1000})
+
+    # 1,000 readings with as many unknown keys as fit in the limit (refused before parsing), and
+    # with as many as still get parsed and diagnosed, their names as long as the limit allows
+    unknown = widest(unknown_keys, fits)
+    keys = len(orjson.loads(unknown)["instances"][0]) - len(reading)
+    parsed_keys = widest(unknown_keys, parsed).count(b'"k') // 1000
+    wide = widest(lambda name: unknown_keys(parsed_keys, name), fits)
     single = orjson.dumps({**reading, **{f"x{j}": 0 for j in range((max_body - 1024) // 12)}})
     nested = b'{"instances": [' + b",".join([b"[[0]]"] * ((max_body - 1024) // 6)) + b"]}"
     with measured("invalid-payloads", target, work) as result:
@@ -289,7 +312,7 @@ def invalid_payloads(target: Server, work: Path, max_body: int, seconds: float) 
         def clients(body: bytes, count: int) -> None:
             results.append(hammer(target.port, count, seconds, body, auth()))
 
-        shapes = ((unknown, 2), (single, 1), (nested, 1))
+        shapes = ((unknown, 1), (wide, 1), (single, 1), (nested, 1))
         threads = [threading.Thread(target=clients, args=shape) for shape in shapes]
         for thread in threads:
             thread.start()
@@ -299,8 +322,9 @@ def invalid_payloads(target: Server, work: Path, max_body: int, seconds: float) 
             result.sent += sent
             result.statuses += statuses
     result.notes.append(
-        f"{len(unknown) // 1024} KiB: 1000 readings x{keys} unknown keys (2 clients), one reading "
-        f"with {len(single) // 1024} KiB of keys, {len(nested) // 1024} KiB of nested lists"
+        f"1000 readings x{keys} unknown keys ({len(unknown) // 1024} KiB), x{parsed_keys} long "
+        f"unknown keys ({len(wide) // 1024} KiB), one reading with {len(single) // 1024} KiB of "
+        f"keys, {len(nested) // 1024} KiB of nested lists"
     )
     result.ok = set(result.statuses) == {"422"} and result.healthz_p99_ms < 100
     return result
