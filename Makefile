@@ -13,7 +13,7 @@ IMAGE ?= faultline:dev
 # Where no registry is reachable, `service/base-image.sh` builds local/debian:bookworm.
 BASE_IMAGE ?= $(shell docker image inspect local/debian:bookworm >/dev/null 2>&1 && echo local/debian:bookworm || echo python:3.12-slim)
 
-.PHONY: help doctor setup lint test test-fast train serve demo loadtest image smoke bench attack clean dashboards grafana-schema chart-files k8s-manifests kind-up kind-load deploy canary promote rollback kind-down
+.PHONY: help doctor setup lint test test-fast train serve demo loadtest image smoke bench attack clean generate dashboards grafana-schema chart-files k8s-manifests kind-up kind-load deploy canary promote rollback kind-down
 
 help: ## List every target, then the variables they take with their defaults
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -90,6 +90,12 @@ clean: ## Remove outputs (artifacts/, results/, dist/, caches) and the images th
 attack: setup ## Replay every hostile-client attack against a real server process; one line per attack
 	@if [ -z "$$(ls -A $(MODELS_DIR) 2>/dev/null | grep -v '^\.')" ]; then $(MAKE) --no-print-directory train; fi
 	$(RUN) python -m tests.attack --model-dir $(MODELS_DIR) --work results/attack
+
+generate: setup ## Regenerate rules, canary checks and dashboards from prometheus/observability.yml, then the chart copies and k8s/
+	$(RUN) python prometheus/build.py
+	$(RUN) python grafana/build.py
+	$(RUN) python helm/sync_chart_files.py
+	$(RUN) python k8s/render.py
 
 dashboards: setup ## Regenerate grafana/dashboards/*.json from grafana/build.py
 	$(RUN) python grafana/build.py

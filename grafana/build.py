@@ -1,8 +1,10 @@
 """Generate the Grafana dashboards (grafana/dashboards/*.json) from code.
 
 One function per panel; every panel has a unit and a description; every dashboard has a stable
-uid, a datasource variable and namespace / model version / track variables. Run
-`python grafana/build.py` after a change; `make test` regenerates and fails on a diff.
+uid, a datasource variable and namespace / model version / track variables. Selectors, SLO
+numbers and thresholds come from prometheus/observability.yml (the one observability config).
+Run `python grafana/build.py` (or `make generate`) after a change; `make test` regenerates and
+fails on a diff.
 """
 
 from __future__ import annotations
@@ -12,10 +14,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.append(str(Path(__file__).resolve().parents[1] / "prometheus"))
+from observability import load, number, percent
+
 OUT = Path(__file__).resolve().parent / "dashboards"
+CONFIG = load()
 DS = {"type": "prometheus", "uid": "${datasource}"}
 SEL = 'namespace=~"$namespace", model_version=~"$model_version", track=~"$track"'
-APP = 'job=~".*faultline.*", namespace=~"$namespace", track=~"$track"'
+APP = f'{CONFIG.job}, namespace=~"$namespace", track=~"$track"'
+PREDICT = CONFIG.predict
+INFO = CONFIG.model_info_metric
+CANARY = CONFIG.canary
+PSI = (CONFIG.alerts["psi_moderate"], CONFIG.alerts["psi_significant"])
 Panel = dict[str, Any]
 
 
@@ -83,27 +93,25 @@ def variables(track_default: str = "All") -> list[dict[str, Any]]:
             "current": {"text": "default", "value": "default"},
             "refresh": 1,
         },
-        query("namespace", "Namespace", "label_values(faultline_model_info, namespace)"),
+        query("namespace", "Namespace", f"label_values({INFO}, namespace)"),
         query(
             "model_version",
             "Model version",
-            'label_values(faultline_model_info{namespace=~"$namespace"}, model_version)',
+            f'label_values({INFO}{{namespace=~"$namespace"}}, model_version)',
         ),
-        query(
-            "track", "Track", 'label_values(faultline_model_info{namespace=~"$namespace"}, track)'
-        ),
+        query("track", "Track", f'label_values({INFO}{{namespace=~"$namespace"}}, track)'),
     ]
 
 
 def dashboard(uid: str, title: str, description: str, panels: list[Panel]) -> dict[str, Any]:
     laid_out, x, y = [], 0, 0
-    for number, item in enumerate(panels, start=1):
+    for panel_id, item in enumerate(panels, start=1):
         width = item.pop("width", 12)
         height = item.pop("height", 8)
         if x + width > 24:
             x, y = 0, y + height
         laid_out.append(
-            {**item, "id": number, "gridPos": {"h": height, "w": width, "x": x, "y": y}}
+            {**item, "id": panel_id, "gridPos": {"h": height, "w": width, "x": x, "y": y}}
         )
         x += width
     return {
@@ -145,7 +153,8 @@ def request_rate() -> Panel:
 def error_ratio() -> Panel:
     return panel(
         "5xx error ratio",
-        "Share of /v1/predict requests answered with 5xx (SLO: under 0.5 %).",
+        f"Share of {CONFIG.handler} requests answered with 5xx "
+        f"(SLO: under {percent(CONFIG.availability_budget)} %).",
         "percentunit",
         [
             target(
@@ -153,14 +162,15 @@ def error_ratio() -> Panel:
                 "{{model_version}} {{track}}",
             )
         ],
-        thresholds=[(0.005, "red")],
+        thresholds=[(CONFIG.availability_budget, "red")],
     )
 
 
 def latency() -> Panel:
     return panel(
         "Latency p50 / p95 / p99",
-        "Server-side /v1/predict latency from the request histogram (SLO: 99 % under 25 ms).",
+        f"Server-side {CONFIG.handler} latency from the request histogram (SLO: "
+        f"{percent(CONFIG.latency_objective)} % under {number(CONFIG.latency_ms)} ms).",
         "s",
         [
             target(
@@ -179,7 +189,7 @@ def latency() -> Panel:
                 "C",
             ),
         ],
-        thresholds=[(0.025, "red")],
+        thresholds=[(CONFIG.latency_seconds, "red")],
     )
 
 
@@ -193,24 +203,28 @@ def in_flight() -> Panel:
 
 
 def slo_burn() -> Panel:
+    fast, slow = CONFIG.burn_windows[0], CONFIG.burn_windows[-1]
+    days = CONFIG.period.removesuffix("d")
     return panel(
-        "SLO burn rate (1 h)",
-        "Error-budget burn rate over the last hour: 1 spends "
-        "the 30-day budget in 30 days; 14.4 pages.",
+        f"SLO burn rate ({fast.long})",
+        f"Error-budget burn rate over the last {fast.long}: 1 spends the {days}-day budget in "
+        f"{days} days; {number(fast.factor)} pages.",
         "short",
         [
             target(
-                f"max by (track) (faultline:http_error_ratio:rate1h{{{SEL}}}) / 0.005",
+                f"max by (track) (faultline:http_error_ratio:rate{fast.long}{{{SEL}}})"
+                f" / {number(CONFIG.availability_budget)}",
                 "availability {{track}}",
                 "A",
             ),
             target(
-                f"max by (track) (faultline:http_slow_ratio:rate1h{{{SEL}}}) / 0.01",
+                f"max by (track) (faultline:http_slow_ratio:rate{fast.long}{{{SEL}}})"
+                f" / {number(CONFIG.latency_budget)}",
                 "latency {{track}}",
                 "B",
             ),
         ],
-        thresholds=[(6, "orange"), (14.4, "red")],
+        thresholds=[(slow.factor, "orange"), (fast.factor, "red")],
     )
 
 
@@ -221,7 +235,7 @@ def status_codes() -> Panel:
         "reqps",
         [
             target(
-                f'sum by (status) (rate(http_requests_total{{{APP}, handler="/v1/predict"}}[$__rate_interval]))',
+                f"sum by (status) (rate(http_requests_total{{{APP}, {PREDICT}}}[$__rate_interval]))",
                 "{{status}}",
             )
         ],
@@ -382,12 +396,11 @@ def batch_sizes() -> Panel:
 def feature_drift() -> Panel:
     return panel(
         "Input drift per feature (PSI)",
-        "Population stability index of each input "
-        "over the recent window against the training reference: < 0.1 stable, > 0.25 "
-        "significant (alert).",
+        "Population stability index of each input over the recent window against the training "
+        f"reference: < {number(PSI[0])} stable, > {number(PSI[1])} significant (alert).",
         "short",
         [target(f"max by (feature) (faultline:feature_drift_psi:max{{{SEL}}})", "{{feature}}")],
-        thresholds=[(0.1, "orange"), (0.25, "red")],
+        thresholds=[(PSI[0], "orange"), (PSI[1], "red")],
     )
 
 
@@ -402,7 +415,7 @@ def score_shift() -> Panel:
                 "{{model_version}} {{track}}",
             )
         ],
-        thresholds=[(0.1, "orange"), (0.25, "red")],
+        thresholds=[(PSI[0], "orange"), (PSI[1], "red")],
     )
 
 
@@ -432,7 +445,7 @@ def model_info() -> Panel:
         "none",
         [
             target(
-                f"max by (instance, track, model_version, bundle_hash, estimator, inference_path) (faultline_model_info{{{SEL}}})",
+                f"max by (instance, track, model_version, bundle_hash, estimator, inference_path) ({INFO}{{{SEL}}})",
                 "",
                 "A",
                 format="table",
@@ -463,13 +476,14 @@ def canary_panels() -> list[Panel]:
         ),
         by_track(
             "5xx ratio by track",
-            "Canary against stable; the canary-analysis check allows one point more than stable.",
+            "Canary against stable; the canary-analysis check allows "
+            f"{percent(CANARY['error_ratio_slack'])} point more than stable.",
             "percentunit",
             f"max by (track, model_version) (faultline:http_error_ratio:rate5m{{{sel}}})",
         ),
         by_track(
             "p99 latency by track",
-            "The canary-analysis check allows 1.5x stable's p99.",
+            f"The canary-analysis check allows {number(CANARY['latency_factor'])}x stable's p99.",
             "s",
             f"max by (track, model_version) (faultline:http_request_duration_seconds:p99_5m{{{sel}}})",
         ),
@@ -523,7 +537,8 @@ def canary_panels() -> list[Panel]:
 
 def capacity_panels() -> list[Panel]:
     ns = 'namespace=~"$namespace"'
-    pod = f'{ns}, pod=~".*faultline.*", container="faultline"'
+    hpa = CONFIG.matches("horizontalpodautoscaler")
+    pod = f'{ns}, {CONFIG.matches("pod")}, container="faultline"'
     return [
         panel(
             "Replicas against the HPA",
@@ -531,22 +546,22 @@ def capacity_panels() -> list[Panel]:
             "short",
             [
                 target(
-                    f'max by (horizontalpodautoscaler) (kube_horizontalpodautoscaler_status_current_replicas{{{ns}, horizontalpodautoscaler=~".*faultline.*"}})',
+                    f"max by (horizontalpodautoscaler) (kube_horizontalpodautoscaler_status_current_replicas{{{ns}, {hpa}}})",
                     "current",
                     "A",
                 ),
                 target(
-                    f'max by (horizontalpodautoscaler) (kube_horizontalpodautoscaler_status_desired_replicas{{{ns}, horizontalpodautoscaler=~".*faultline.*"}})',
+                    f"max by (horizontalpodautoscaler) (kube_horizontalpodautoscaler_status_desired_replicas{{{ns}, {hpa}}})",
                     "desired",
                     "B",
                 ),
                 target(
-                    f'max by (horizontalpodautoscaler) (kube_horizontalpodautoscaler_spec_min_replicas{{{ns}, horizontalpodautoscaler=~".*faultline.*"}})',
+                    f"max by (horizontalpodautoscaler) (kube_horizontalpodautoscaler_spec_min_replicas{{{ns}, {hpa}}})",
                     "min",
                     "C",
                 ),
                 target(
-                    f'max by (horizontalpodautoscaler) (kube_horizontalpodautoscaler_spec_max_replicas{{{ns}, horizontalpodautoscaler=~".*faultline.*"}})',
+                    f"max by (horizontalpodautoscaler) (kube_horizontalpodautoscaler_spec_max_replicas{{{ns}, {hpa}}})",
                     "max",
                     "D",
                 ),
@@ -591,7 +606,7 @@ def capacity_panels() -> list[Panel]:
             "reqps",
             [
                 target(
-                    f'sum by (pod, instance) (rate(http_requests_total{{{APP}, handler="/v1/predict"}}[$__rate_interval]))',
+                    f"sum by (pod, instance) (rate(http_requests_total{{{APP}, {PREDICT}}}[$__rate_interval]))",
                     "{{pod}}{{instance}}",
                 )
             ],

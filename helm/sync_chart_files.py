@@ -1,6 +1,6 @@
 """Copy the rules, dashboards and canary checks into the chart (Helm cannot read outside it).
 
-    python helm/sync_chart_files.py          # write the copies (make chart-files)
+    python helm/sync_chart_files.py          # write the copies (make chart-files, make generate)
     python helm/sync_chart_files.py --check  # exit 1 if a copy drifted (make test runs this)
 
 YAML copies carry a do-not-edit header; JSON dashboards are copied byte for byte (JSON has no

@@ -27,7 +27,7 @@ from typing import Annotated, Any
 import typer
 
 from loadtest.stack import stop, wait_until_ok
-from training import features as F
+from model import features as F
 
 ROOT = Path(__file__).resolve().parents[1]
 app = typer.Typer(add_completion=False, help=__doc__)

@@ -27,7 +27,7 @@ from rich.table import Table
 
 from loadtest import server_slo, slo
 from loadtest.stack import ROOT, Prometheus, locust_command, prometheus, service
-from training.bundle import newest_bundle
+from model.bundle import newest_bundle
 
 app = typer.Typer(add_completion=False, help=__doc__)
 # Not on a terminal (CI, a log file), rich would wrap at 80 columns and split URLs and paths.
@@ -190,13 +190,13 @@ def _summary(
             "" if target is None else _row_verdict(p.get(f"{q}_ms"), target),
         )
     table.add_row("predicted failure share", "", _fmt(p.get("failure_share"), "{:.2%}"), "", "")
-    drift = p.get("largest_drift")
+    drift, bound = p.get("largest_drift"), slo.CONFIG.alerts["psi_significant"]
     table.add_row(
         "largest feature drift (PSI)",
         "",
         f"{drift[0]} {drift[1]:.3f}" if drift else "-",
-        "<= 0.25",
-        _row_verdict(drift[1] if drift else None, 0.25),
+        f"<= {bound:g}",
+        _row_verdict(drift[1] if drift else None, bound),
     )
     firing = [a for a in p.get("alerts", []) if a.endswith("(firing)")]
     table.add_row(

@@ -2,7 +2,7 @@
 
     locust --config loadtest/locust.conf -H http://127.0.0.1:8000 --scenario ramp
 
-The SLO gate at the end sets the exit code from the same numbers as the alerting SLOs.
+The SLO gate at the end sets the exit code from the alerting SLOs (prometheus/observability.yml).
 """
 
 from __future__ import annotations

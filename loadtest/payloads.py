@@ -13,8 +13,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from model import features as F
 from training import data as D
-from training import features as F
 
 JSON = "application/json"
 

@@ -23,7 +23,7 @@ import httpx
 
 from loadtest import slo
 
-PREDICT = 'handler="/v1/predict"'
+PREDICT = slo.PREDICT
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def combined_verdict(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prometheus", required=True, help="Prometheus base URL.")
-    parser.add_argument("--selector", default='job=~".*faultline.*"', help="Label matchers.")
+    parser.add_argument("--selector", default=slo.SELECTOR, help="Label matchers.")
     parser.add_argument("--window", default="5m", help="Range to judge (the load run's length).")
     parser.add_argument("--max-failure-ratio", type=float, default=slo.MAX_FAILURE_RATIO)
     parser.add_argument("--p95-ms", type=float, default=slo.P95_MS)

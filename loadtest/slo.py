@@ -1,8 +1,8 @@
 """The SLO gate: the run fails when the failure ratio, p95 or p99 exceed the SLO numbers.
 
-The defaults are the alerting SLOs (prometheus/rules/faultline-alerts.yml): 99.5 % of requests
-succeed, 99 % complete within 25 ms; plus p95 within 10 ms. Only /v1/predict requests count
-(each user's warm-up request does not).
+The numbers are the alerting SLOs of prometheus/observability.yml (the one observability
+config): the availability error budget as the failure ratio, the latency SLO bound as p99,
+and its p95 bound. Only /v1/predict requests count (each user's warm-up request does not).
 """
 
 from __future__ import annotations
@@ -10,15 +10,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.append(str(Path(__file__).resolve().parents[1] / "prometheus"))
+from observability import load
+
 log = logging.getLogger("faultline.slo")
 
-# The SLO numbers the gates use (the alerting rules state the same bounds).
-MAX_FAILURE_RATIO = 0.005
-P95_MS = 10.0
-P99_MS = 25.0
+CONFIG = load()
+MAX_FAILURE_RATIO = CONFIG.availability_budget
+P95_MS = CONFIG.p95_ms
+P99_MS = CONFIG.latency_ms
+SELECTOR = CONFIG.job  # the service's series, as the rules select them
+PREDICT = CONFIG.predict
 
 
 def violations(stats: Any, max_failure_ratio: float, p95_ms: float, p99_ms: float) -> list[str]:

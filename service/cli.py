@@ -105,8 +105,11 @@ app.add_typer(canary, name="canary")
 def canary_analyze(
     prometheus: Annotated[str, typer.Option(help="Prometheus base URL.")],
     selector: Annotated[
-        str, typer.Option(help="Label matchers selecting the service's series.")
-    ] = 'job=~".*faultline.*"',
+        str | None,
+        typer.Option(
+            help="Label matchers selecting the service's series (default: the checks file's)."
+        ),
+    ] = None,
     window: Annotated[str, typer.Option(help="Range the checks look back over.")] = "5m",
     definition: Annotated[
         Path | None, typer.Option(help="Checks file (default: prometheus/canary-analysis.yml).")
@@ -118,9 +121,17 @@ def canary_analyze(
 
     import httpx
 
-    from service.canary import DEFINITION, EXIT_CODES, analyze, load_checks, render_table
+    from service.canary import (
+        DEFINITION,
+        EXIT_CODES,
+        analyze,
+        default_selector,
+        load_checks,
+        render_table,
+    )
 
     checks = load_checks(definition or DEFINITION)
+    selector = selector or default_selector(definition or DEFINITION)
     try:
         verdict, outcomes = analyze(prometheus, selector, window, checks)
     except (httpx.HTTPError, ValueError) as exc:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from training import features as F
+from model import features as F
 
 EPSILON = 1e-4  # floor for empty bins: PSI stays finite and mildly penalizes them
 

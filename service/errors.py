@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from training import features as F
+from model import features as F
 
 log = structlog.get_logger("faultline.errors")
 

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from prometheus_fastapi_instrumentator.metrics import Info
 
+from model.bundle import BundleError
 from service.auth import ApiKeyAuth
 from service.batching import MicroBatcher
 from service.config import Settings
@@ -27,7 +28,6 @@ from service.predictor import Predictor
 from service.routes import predict, router
 from service.schemas import READING, batch_adapter
 from service.state import AppState
-from training.bundle import BundleError
 
 log = structlog.get_logger("faultline.service")
 UNINSTRUMENTED = ["/metrics", "/healthz", "/readyz", "/docs", "/openapi.json", "/redoc"]

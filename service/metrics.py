@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from training.bundle import PROBABILITY_BUCKETS
+from model.decision import PROBABILITY_BUCKETS
 
 LATENCY_BUCKETS = (
     0.0005,

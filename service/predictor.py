@@ -14,17 +14,17 @@ from typing import Any
 import numpy as np
 import structlog
 
-from service.drift import DriftMonitor, ThrottledDrift
-from service.metrics import ServiceMetrics, observe_many
-from training import features as F
-from training.bundle import (
+from model import features as F
+from model.bundle import (
     Bundle,
     BundleIncompatibleError,
     load_bundle,
     load_pipeline,
     resolve_bundle,
 )
-from training.serving import TYPE_CODES, CompiledModel, ServingFormError
+from model.serving_form import TYPE_CODES, ServingForm, ServingFormError
+from service.drift import DriftMonitor, ThrottledDrift
+from service.metrics import ServiceMetrics, observe_many
 
 log = structlog.get_logger("faultline.predictor")
 
@@ -69,10 +69,10 @@ class Predictor:
         self.version = bundle.version
         self.threshold = bundle.threshold
         self.metrics = metrics
-        self.compiled: CompiledModel | None = None
+        self.compiled: ServingForm | None = None
         if fast_path and bundle.serving is not None:
             try:
-                self.compiled = CompiledModel.from_bundle_dir(bundle.serving, bundle.path)
+                self.compiled = ServingForm.from_bundle_dir(bundle.serving, bundle.path)
             except (ServingFormError, KeyError, ValueError, RuntimeError) as exc:
                 log.warning("serving_form_unusable", reason=str(exc))
         self.pipeline = bundle.pipeline

@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from model import features as F
 from service.errors import KNOWN_FIELDS, REASONS, InvalidInputError
-from training import features as F
 
 MAX_DETAILS = 50
 FIELDS = frozenset(F.FEATURE_NAMES)

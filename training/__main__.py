@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from model import features as F
+from model.bundle import sha256_file
 from training import data as D
-from training import features as F
-from training.bundle import sha256_file
 from training.gate import QualityGate as QualityGateDefaults
 
 app = typer.Typer(
@@ -246,7 +246,7 @@ def evaluate(
     """
     from dataclasses import asdict, fields
 
-    from training.bundle import BundleError, load_bundle, resolve_bundle
+    from model.bundle import BundleError, load_bundle, resolve_bundle
     from training.evaluate import QualityGate, compute_metrics, verdict, write_plots
 
     try:
@@ -289,7 +289,7 @@ def hash_cmd(
     ),
 ) -> None:
     """Verify a bundle and print its hash (the value FAULTLINE_BUNDLE_SHA256 pins)."""
-    from training.bundle import BundleError, resolve_bundle, verify_bundle
+    from model.bundle import BundleError, resolve_bundle, verify_bundle
 
     try:
         path = resolve_bundle(bundle)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training import features as F
+from model import features as F
 
 TYPE_SHARES = {"L": 0.5, "M": 0.3, "H": 0.2}
 WEAR_PER_PROCESS_MIN = {"H": 5, "M": 3, "L": 2}

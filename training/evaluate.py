@@ -26,7 +26,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from training import features as F
+from model import features as F
+from model.decision import decide
 from training.gate import QualityGate, verdict
 
 __all__ = ["QualityGate", "verdict"]  # re-exported: where the gate used to live
@@ -89,7 +90,7 @@ def compute_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict
     """Threshold-free, thresholded and calibration metrics on one labelled set."""
     y = np.asarray(y)
     scores = np.asarray(scores, dtype=float)
-    predicted = (scores >= threshold).astype(int)
+    predicted = decide(scores, threshold).astype(int)
     tn, fp, fn, tp = confusion_matrix(y, predicted, labels=[0, 1]).ravel()
     return {
         "roc_auc": float(roc_auc_score(y, scores)),
@@ -148,7 +149,7 @@ def write_plots(
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ConfusionMatrixDisplay.from_predictions(
         y,
-        (scores >= threshold).astype(int),
+        decide(scores, threshold).astype(int),
         ax=ax,
         display_labels=["ok", "failure"],
         colorbar=False,

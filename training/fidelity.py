@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training import features as F
+from model import features as F
 
 PSI_FLOOR = 1e-4  # a share this small stands in for an empty bin (PSI takes logarithms)
 

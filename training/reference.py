@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training import features as F
-from training.bundle import PROBABILITY_BUCKETS
+from model import features as F
+from model.decision import PROBABILITY_BUCKETS, decide
 
 QUANTILES = np.linspace(0.1, 0.9, 9)
 
@@ -54,7 +54,7 @@ def build_reference(
             "quantiles": {
                 str(q): float(np.quantile(holdout_scores, q)) for q in (0.5, 0.9, 0.95, 0.99)
             },
-            "positive_rate": float(np.mean(holdout_scores >= threshold)),
+            "positive_rate": float(np.mean(decide(holdout_scores, threshold))),
             "mean": float(np.mean(holdout_scores)),
         },
         "rows": len(holdout),

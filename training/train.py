@@ -29,8 +29,9 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
-from training import features as F
-from training.bundle import SERVING_FILE, write_bundle
+from model import features as F
+from model.bundle import SERVING_FILE, write_bundle
+from model.serving_form import ServingForm
 from training.evaluate import (
     QualityGate,
     compute_metrics,
@@ -39,16 +40,10 @@ from training.evaluate import (
     verdict,
     write_plots,
 )
+from training.export import PARITY_TOLERANCE, UnsupportedPipelineError, check_parity, export_serving
 from training.fidelity import fidelity_report, render_fidelity
 from training.pipeline import build_pipeline, candidate_estimators
 from training.reference import build_reference
-from training.serving import (
-    PARITY_TOLERANCE,
-    CompiledModel,
-    UnsupportedPipelineError,
-    check_parity,
-    export_serving,
-)
 from training.validate import DataValidationError, validate
 
 Progress = Callable[[str], None]
@@ -393,7 +388,7 @@ def serving_files(pipeline: Any, X_check: pd.DataFrame, progress: Progress) -> d
     except UnsupportedPipelineError as exc:
         progress(f"no serving form ({exc}); the service will use the Pipeline")
         return {}
-    gap = check_parity(pipeline, CompiledModel(spec, files), X_check)
+    gap = check_parity(pipeline, ServingForm(spec, files), X_check)
     if gap > PARITY_TOLERANCE:
         raise RuntimeError(
             f"serving form disagrees with the Pipeline by {gap:.3g} (> "

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from training.serving import POSTPROCESSORS
+from model.serving_form import POSTPROCESSORS
 
 ML_OPSET = 5
 ONNX_OPSET = 21

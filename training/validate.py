@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from training import features as F
+from model import features as F
 
 # The real AI4I file has 9 failures without a mode and 18 RNF rows without a failure (0.27 %).
 MAX_LABEL_EXCEPTION_SHARE = 0.005

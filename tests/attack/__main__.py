@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from model.bundle import resolve_bundle
 from tests.attack.attacks import run_all
-from training.bundle import resolve_bundle
 
 
 def main() -> None:

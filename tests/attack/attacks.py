@@ -34,10 +34,10 @@ import httpx
 import orjson
 
 from loadtest.stack import service, stop
+from model import bundle as B
+from model import features as F
 from tests.conftest import metric_value
-from training import bundle as B
 from training import data as D
-from training import features as F
 
 HOST = "127.0.0.1"
 API_KEY = "attack-test-key-0123456789abcdef"

@@ -21,11 +21,11 @@ import httpx
 import pytest
 
 from loadtest.stack import prometheus, service
+from model import features as F
 from tests.conftest import FIXTURE_ROWS, FIXTURE_SEED, train_small
 from tests.k8s import argo
 from tests.k8s.test_chart import render, values_of
 from training import data as D
-from training import features as F
 from training.evaluate import QualityGate
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from model import features as F
+from model.bundle import SERVING_FILE, load_bundle
+from model.serving_form import ServingForm
 from tests.conftest import train_small
 from training import data as D
-from training import features as F
-from training.bundle import SERVING_FILE, load_bundle
-from training.serving import CompiledModel, check_parity, export_serving
+from training.export import check_parity, export_serving
 
 ROWS = D.generate(400, 77)[list(F.FEATURE_NAMES)]
 
@@ -69,7 +70,7 @@ def test_calibrated_serving_form_matches_to_1e_12(estimator: str, method: str) -
     spec, files = export_serving(model)
     assert spec["format"] == 3
     assert spec["calibration"]["method"] == method
-    compiled = CompiledModel(spec, files)
+    compiled = ServingForm(spec, files)
     assert compiled.calibration == method
     assert check_parity(model, compiled, pd.concat([ROWS, EXTREME], ignore_index=True)) <= PARITY
 
@@ -91,12 +92,12 @@ def test_serving_form_matches_pipeline_for_every_candidate(estimator: str, tmp_p
     assert (result.bundle_path / SERVING_FILE).is_file()
     bundle = load_bundle(result.bundle_path)
     spec, files = export_serving(bundle.pipeline)
-    model = CompiledModel(spec, files)
+    model = ServingForm(spec, files)
     extreme = ROWS.copy()
     extreme.loc[:5, F.TORQUE.name] = [0.0, 150.0, 0.0, 150.0, 75.0, 1.0]
     extreme = pd.concat([extreme, EXTREME], ignore_index=True)
     assert check_parity(bundle.pipeline, model, extreme) <= PARITY
-    served = CompiledModel.from_bundle_dir(bundle.serving or {}, result.bundle_path)
+    served = ServingForm.from_bundle_dir(bundle.serving or {}, result.bundle_path)
     assert served.calibration == bundle.metadata["calibration"]["method"] != "none"
     assert check_parity(bundle.pipeline, served, ROWS) <= PARITY
 
@@ -152,6 +153,6 @@ def test_a_format_2_serving_form_still_serves() -> None:
             "intercept": float(model.intercept_[0]),
         },
     }
-    compiled = CompiledModel(spec, {})
+    compiled = ServingForm(spec, {})
     assert compiled.calibration == "none"
     assert check_parity(pipeline, compiled, pd.concat([ROWS, EXTREME], ignore_index=True)) <= 1e-12

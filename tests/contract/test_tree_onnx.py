@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
-from training.serving import OnnxTrees
+from model.serving_form import OnnxTrees
 from training.tree_onnx import TreeExportError, from_treelite
 
 RNG = np.random.default_rng(5)
@@ -80,7 +80,7 @@ def test_a_multiclass_forest_is_refused() -> None:
 def test_a_model_of_another_width_is_refused() -> None:
     import treelite
 
-    from training.serving import ServingFormError
+    from model.serving_form import ServingFormError
 
     estimator = HistGradientBoostingClassifier(max_iter=3).fit(X, Y)
     model, postprocessor, base_score = from_treelite(treelite.sklearn.import_model(estimator))

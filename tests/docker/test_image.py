@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from loadtest.stack import free_port
-from training import features as F
+from model import features as F
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "faultline:test"
@@ -129,3 +129,26 @@ def test_image_has_no_build_tools_or_extra_ca(image: str) -> None:
     )
     assert ".crt" not in listing
     assert "gcc" not in listing and "/uv" not in listing
+
+
+def test_image_installs_the_project_wheel_and_runtime_dependencies_only(image: str) -> None:
+    check = (
+        "import importlib.metadata as m, importlib.util as u; "
+        "print(m.distribution('faultline').version); "
+        "print([n for n in ('treelite', 'onnx', 'mlflow', 'matplotlib') if u.find_spec(n)])"
+    )
+    version, training_only = _docker(
+        "run", "--rm", "--entrypoint", "python3", image, "-c", check
+    ).splitlines()
+    assert version and training_only == "[]"
+
+
+def test_the_dockerfile_copies_whole_packages_not_hand_picked_files() -> None:
+    """It copied 5 of 13 training files by hand: the next module serving needed was missing."""
+    copies = [
+        line
+        for line in (ROOT / "service" / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY") and "--from=" not in line
+    ]
+    picked = [line for line in copies if ".py " in line + " " or line.count("/ ") > 1]
+    assert copies and not picked, picked

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from model import features as F
+from model.bundle import MODEL_FILE
 from service.config import Settings
 from service.main import create_app
-from training import features as F
-from training.bundle import MODEL_FILE
 
 READING = F.example_reading()
 
@@ -255,7 +255,7 @@ def test_openapi_documents_every_status(service_settings: Settings) -> None:
 
 
 def test_the_pinned_bundle_is_served(bundle_path: Path) -> None:
-    from training.bundle import load_bundle
+    from model.bundle import load_bundle
 
     pin = load_bundle(bundle_path, with_pipeline=False).bundle_hash
     settings = Settings(model_dir=bundle_path, log_format="json", bundle_sha256=pin)

@@ -21,13 +21,13 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from model import bundle as B
+from model import features as F
 from service.config import Settings
 from service.main import create_app
 from service.routes import parse_readings, router
 from tests.conftest import metric_value
 from tests.integration.helpers import scrape
-from training import bundle as B
-from training import features as F
 
 READING = F.example_reading()
 KEY = "a-long-enough-test-key-0123456789"

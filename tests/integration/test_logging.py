@@ -7,9 +7,9 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
+from model import features as F
 from service.config import Settings
 from service.main import create_app
-from training import features as F
 
 
 def _lines(capfd: pytest.CaptureFixture[str]) -> list[dict[str, object]]:

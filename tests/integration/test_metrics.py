@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from model import features as F
 from service.main import create_app
 from tests.conftest import metric_value
 from tests.integration.helpers import scrape
 from training import data as D
-from training import features as F
 
 
 def _readings(n: int, seed: int) -> list[dict[str, object]]:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from loadtest.stack import free_port, stop, wait_until_ok
-from training import features as F
+from model import features as F
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [

@@ -9,11 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
+from model import features as F
 from service.main import create_app
 from service.predict_endpoint import PredictEndpoint
 from tests.conftest import metric_value
 from tests.integration.helpers import scrape
-from training import features as F
 
 READING = F.example_reading()
 CASES: dict[str, dict[str, Any]] = {

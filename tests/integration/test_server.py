@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from loadtest.stack import service
+from model import features as F
 from tests.conftest import metric_value
-from training import features as F
 
 pytestmark = pytest.mark.slow
 

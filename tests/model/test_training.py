@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from model import features as F
+from model.bundle import list_bundles, load_bundle
 from tests.conftest import train_small
 from training import data as D
-from training import features as F
 from training.__main__ import app
-from training.bundle import list_bundles, load_bundle
 from training.evaluate import QualityGate
 from training.train import TrainResult
 from training.validate import DataValidationError

@@ -23,11 +23,11 @@ import yaml
 
 from loadtest import server_slo
 from loadtest.stack import Prometheus, Service, prometheus, service
+from model import features as F
 from service.metrics import LATENCY_BUCKETS
 from tests.conftest import FIXTURE_ROWS, FIXTURE_SEED
 from tests.observability.test_dashboards import dashboards, queries
 from training import data as D
-from training import features as F
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [

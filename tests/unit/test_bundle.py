@@ -12,8 +12,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from skops import io as skops_io
 
-from training import bundle as B
-from training import features as F
+from model import bundle as B
+from model import features as F
 
 
 @pytest.fixture

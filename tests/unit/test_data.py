@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from model import features as F
+from model.bundle import sha256_file
 from training import data as D
-from training import features as F
 from training import fidelity as FID
-from training.bundle import sha256_file
 
 
 @pytest.fixture(scope="module")

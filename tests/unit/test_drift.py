@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from model import features as F
 from service.drift import DriftMonitor, ThrottledDrift
 from service.predictor import to_arrays
 from training import data as D
-from training import features as F
 from training.reference import build_reference
 
 FRAME = D.generate(3000, 42)

@@ -1,4 +1,6 @@
-"""`training` never imports the service or web frameworks; `service` imports only the contract."""
+"""The layers: `model` (what training writes and serving reads) imports neither `training` nor
+`service`; `training` and `service` both import `model` and never each other; no import circle
+anywhere in the project's packages."""
 
 from __future__ import annotations
 
@@ -10,8 +12,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FORBIDDEN_IN_TRAINING = ("service", "fastapi", "starlette", "uvicorn")
-ALLOWED_FROM_TRAINING = {"training", "training.features", "training.bundle", "training.serving"}
+PACKAGES = ("model", "training", "service")
+WEB = ("fastapi", "starlette", "uvicorn")
+# what each package may not import (besides itself and model)
+FORBIDDEN = {
+    "model": ("training", "service", *WEB),
+    "training": ("service", *WEB),
+    "service": ("training",),
+}
 
 
 def _is_module(name: str) -> bool:
@@ -41,10 +49,41 @@ def _imports(path: Path, package: str = "") -> set[str]:
     return found
 
 
-def test_training_sources_do_not_import_service_or_web() -> None:
-    for path in (ROOT / "training").rglob("*.py"):
-        bad = {m for m in _imports(path) if m.split(".")[0] in FORBIDDEN_IN_TRAINING}
-        assert not bad, f"{path.name} imports {bad}"
+def _crossings(path: Path, package: str = "") -> set[str]:
+    """Modules a file imports that its package may not import."""
+    package = package or path.relative_to(ROOT).parts[0]
+    return {m for m in _imports(path, package) if m.split(".")[0] in FORBIDDEN[package]}
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_each_package_imports_only_what_its_layer_may(package: str) -> None:
+    for path in (ROOT / package).rglob("*.py"):
+        assert not _crossings(path), f"{path.relative_to(ROOT)} imports {_crossings(path)}"
+
+
+def test_no_import_circle_between_project_modules() -> None:
+    """training/serving.py and training/tree_onnx.py imported each other before model/."""
+    graph = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            name = name.removesuffix(".__init__")
+            graph[name] = {m for m in _imports(path) if m.split(".")[0] in PACKAGES} - {name}
+    done: set[str] = set()
+
+    def visit(node: str, trail: list[str]) -> None:
+        if node in trail:
+            raise AssertionError(" -> ".join([*trail[trail.index(node) :], node]))
+        if node in done or node not in graph:
+            return
+        for child in sorted(graph[node]):
+            # importing a package's submodule runs the package's __init__: not a circle
+            if not node.startswith(child + "."):
+                visit(child, [*trail, node])
+        done.add(node)
+
+    for node in sorted(graph):
+        visit(node, [])
 
 
 def _loaded_by(imports: str, forbidden: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
@@ -58,7 +97,7 @@ def _loaded_by(imports: str, forbidden: tuple[str, ...]) -> subprocess.Completed
 
 def test_importing_training_loads_no_web_framework() -> None:
     result = _loaded_by(
-        "training.train, training.bundle, training.__main__",
+        "training.train, training.export, training.__main__",
         ("fastapi", "starlette", "service", "uvicorn"),
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -71,46 +110,34 @@ def test_service_starts_without_scikit_learn() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _training_modules_outside_the_contract(path: Path, package: str = "") -> set[str]:
-    """Modules of `training` a file imports beyond the contract."""
-    return {
-        m
-        for m in _imports(path, package)
-        if m.split(".")[0] == "training" and m not in ALLOWED_FROM_TRAINING
-    }
-
-
-def test_service_imports_only_the_contract_from_training() -> None:
-    for path in (ROOT / "service").rglob("*.py"):
-        assert not _training_modules_outside_the_contract(path), path.name
-
-
 @pytest.mark.parametrize(
-    "line",
+    ("line", "package"),
     [
-        "import training.train",
-        "import training.train as t",
-        "from training import train",
-        "from training import features, train",
-        "from training.train import TrainConfig",
-        "from training.pipeline import build_pipeline",
+        ("import training.train", "service"),
+        ("import training.train as t", "service"),
+        ("from training import train", "service"),
+        ("from training import features, train", "service"),
+        ("from training.train import TrainConfig", "service"),
+        ("from training.pipeline import build_pipeline", "service"),
+        ("import service.main", "training"),
+        ("from service import routes", "training"),
+        ("from training.export import export_serving", "model"),
+        ("from fastapi import FastAPI", "model"),
     ],
 )
-def test_the_layering_check_sees_every_import_form(line: str, tmp_path: Path) -> None:
-    """A planted import of a training-only module is caught whatever its form (the check
-    used to accept `import training.train`: it compared only the parent package)."""
+def test_the_layering_check_sees_every_import_form(line: str, package: str, tmp_path: Path) -> None:
+    """A planted import across the layers is caught whatever its form (the check used to
+    accept `import training.train`: it compared only the parent package)."""
     planted = tmp_path / "planted.py"
     planted.write_text(line + "\n")
-    assert _training_modules_outside_the_contract(planted, "service")
+    assert _crossings(planted, package)
 
 
-def test_the_contract_itself_passes_and_relative_imports_resolve(tmp_path: Path) -> None:
+def test_allowed_imports_pass_and_relative_imports_resolve(tmp_path: Path) -> None:
     planted = tmp_path / "planted.py"
     planted.write_text(
-        "from training import features\nfrom training.bundle import load_bundle\n"
+        "from model import features\nfrom model.bundle import load_bundle\n"
         "from . import errors\nfrom .errors import ServiceError\n"
     )
-    assert _training_modules_outside_the_contract(planted, "service") == set()
-    assert {"service.errors", "training.features", "training.bundle"} <= _imports(
-        planted, "service"
-    )
+    assert _crossings(planted, "service") == set()
+    assert {"service.errors", "model.features", "model.bundle"} <= _imports(planted, "service")

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
+from model import features as F
 from service.auth import ApiKeyAuth
 from service.errors import InvalidInputError
 from service.schemas import READING, batch_adapter
 from service.validation import MAX_DETAILS, validate_readings
-from training import features as F
 
 GOOD = F.example_reading()
 BATCH = batch_adapter(1000)

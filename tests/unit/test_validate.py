@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from model import features as F
 from training import data as D
-from training import features as F
 from training.validate import validate
 
 TORQUE = F.TORQUE.name

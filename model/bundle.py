@@ -27,7 +27,7 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
-from training import features as F
+from model import features as F
 
 MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
@@ -37,26 +37,12 @@ MANIFEST_FILE = "MANIFEST.json"
 SERVING_FILE = "serving.json"
 REQUIRED_FILES = (MODEL_FILE, METADATA_FILE, REFERENCE_FILE, MANIFEST_FILE)
 
-# Bucket upper bounds for predicted probabilities, shared by the reference profile and the
-# service's histogram so Prometheus can compare live scores with the reference directly.
-PROBABILITY_BUCKETS: tuple[float, ...] = (
-    0.001,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    0.75,
-    0.9,
-    0.99,
-    1.0,
-)
-
 # Types the Pipeline may contain beyond what skops trusts by default. Anything else in a
 # bundle (a function, an unknown class) is refused at load time.
 TRUSTED_TYPES: tuple[str, ...] = (
+    "model.transformers.IQRClipper",
+    "model.transformers.EngineeredFeatures",
+    # the same classes in bundles written before model/ existed (they import unchanged)
     "training.pipeline.IQRClipper",
     "training.pipeline.EngineeredFeatures",
     "sklearn.feature_selection._univariate_selection.f_classif",
@@ -153,7 +139,7 @@ def write_bundle(
     if untrusted:
         raise BundleIncompatibleError(
             f"the Pipeline contains types the service would refuse: {untrusted}; "
-            "add them to training.bundle.TRUSTED_TYPES only if they are safe to load"
+            "add them to model.bundle.TRUSTED_TYPES only if they are safe to load"
         )
     models_dir.mkdir(parents=True, exist_ok=True)
     final = models_dir / version
