@@ -13,7 +13,7 @@ IMAGE ?= faultline:dev
 # Where no registry is reachable, `service/base-image.sh` builds local/debian:bookworm.
 BASE_IMAGE ?= $(shell docker image inspect local/debian:bookworm >/dev/null 2>&1 && echo local/debian:bookworm || echo python:3.12-slim)
 
-.PHONY: help doctor setup lint test test-fast train serve demo loadtest image smoke bench attack clean generate dashboards grafana-schema chart-files k8s-manifests kind-up kind-load deploy canary promote rollback kind-down
+.PHONY: help doctor setup lint test test-fast train pipeline serve demo loadtest image smoke bench attack clean generate dashboards grafana-schema chart-files k8s-manifests kind-up kind-load deploy canary promote rollback kind-down
 
 help: ## List every target, then the variables they take with their defaults
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -40,11 +40,14 @@ PYTEST := OMP_NUM_THREADS=1 $(RUN) pytest -n $(WORKERS) --dist loadfile
 test: doctor lint ## Lint, type check and every test this machine can run (WORKERS in parallel)
 	$(PYTEST) $(PYTEST_ARGS)
 
-test-fast: setup ## Only the fast tiers (no training, no processes)
-	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
+test-fast: setup ## Only the fast tiers: no training beyond a 1 s fixture bundle, no processes (not slow, k8s, prometheus)
+	$(PYTEST) -m "not slow and not k8s and not prometheus" $(PYTEST_ARGS)
 
 train: setup ## Train on ROWS synthetic rows (or DATA=path.csv) into MODELS_DIR
 	$(RUN) python -m training train --rows $(ROWS) --models-dir $(MODELS_DIR) $(if $(DATA),--data $(DATA))
+
+pipeline: setup ## The DVC pipeline (dvc.yaml): re-run the stages whose params.yaml values, code or inputs changed
+	$(RUN) dvc repro
 
 KEEP ?= 0
 demo: doctor setup ## The main job: train if needed, serve, Prometheus, Locust, a summary (KEEP=1 keeps it up)
@@ -66,6 +69,7 @@ loadtest: setup ## Locust against HOST for DURATION s with USERS (SCENARIO=stead
 	  --window $(DURATION)s --client-summary results/loadtest/locust.json)
 
 PORT ?= 8000
+
 serve: setup ## Serve the newest bundle of MODELS_DIR on 127.0.0.1:PORT
 	$(RUN) faultline serve --model-dir $(MODELS_DIR) --port $(PORT)
 
@@ -83,7 +87,8 @@ bench: setup ## Throughput, latency, start-up and memory (server on core 0, wrk 
 	$(RUN) python -m loadtest.bench --model-dir $(MODELS_DIR) --json results/bench.json
 
 clean: ## Remove outputs (artifacts/, results/, dist/, caches) and the images the tests built
-	rm -rf artifacts results dist mlruns .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf artifacts results dist mlruns .pytest_cache .mypy_cache .ruff_cache .hypothesis \
+	  dvc_plots data/readings.csv .dvc/cache .dvc/tmp
 	-docker image rm -f faultline:test 2>/dev/null
 	-docker image prune -f --filter label=org.opencontainers.image.title=faultline 2>/dev/null
 

@@ -177,6 +177,16 @@ CHECKS: list[tuple[Need, object]] = [
     ),
     (
         Need(
+            "chromium",
+            "renders the Evidently HTML report headless (the report test)",
+            "that test skips (fails under CI=true)",
+            "apt-get install chromium",
+            "brew install --cask chromium",
+        ),
+        lambda: "found" if shutil.which("chromium") or shutil.which("chromium-browser") else None,
+    ),
+    (
+        Need(
             "../shared/crds",
             "custom resources checked against the upstream CRD schemas",
             "those tests skip (fail under CI=true)",

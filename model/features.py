@@ -123,7 +123,7 @@ LABEL_COLUMNS: tuple[str, ...] = (TARGET, *FAILURE_MODES)
 ID_COLUMNS: tuple[str, ...] = ("udi", "product_id")
 UCI_ID_SOURCE_COLUMNS: dict[str, str] = {"udi": "UDI", "product_id": "Product ID"}
 
-# Engineered features, computed inside the Pipeline (and by the service's compiled path) by
+# Engineered features, computed inside the Pipeline (and by the bundle's serving form) by
 # add_engineered below: the physics the published failure rules depend on.
 ENGINEERED_NAMES: tuple[str, ...] = ("temperature_difference_k", "power_w", "strain_min_nm")
 RPM_TO_RAD_PER_S = 2.0 * np.pi / 60.0

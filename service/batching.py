@@ -11,12 +11,14 @@ larger batches.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 ModelCall = Callable[[np.ndarray, np.ndarray], np.ndarray]
+Pending = tuple[np.ndarray, np.ndarray, asyncio.Future[np.ndarray]]
 
 
 class MicroBatcher:
@@ -29,7 +31,7 @@ class MicroBatcher:
         self._inline_rows = inline_rows
         self._max_rows = max_rows
         self._window = window_s
-        self._pending: list[tuple[np.ndarray, np.ndarray, asyncio.Future[np.ndarray]]] = []
+        self._pending: deque[Pending] = deque()  # popleft is O(1); list.pop(0) moves every item
         self._worker: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="faultline-model")
 
@@ -40,11 +42,11 @@ class MicroBatcher:
             self._worker = asyncio.create_task(self._drain())
         return await future
 
-    def _take(self) -> list[tuple[np.ndarray, np.ndarray, asyncio.Future[np.ndarray]]]:
-        taken: list[tuple[np.ndarray, np.ndarray, asyncio.Future[np.ndarray]]] = []
+    def _take(self) -> list[Pending]:
+        taken: list[Pending] = []
         rows = 0
         while self._pending and (not taken or rows + len(self._pending[0][0]) <= self._max_rows):
-            item = self._pending.pop(0)
+            item = self._pending.popleft()
             rows += len(item[0])
             taken.append(item)
         return taken

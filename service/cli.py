@@ -160,6 +160,59 @@ def canary_analyze(
     raise typer.Exit(EXIT_CODES[verdict])
 
 
+@app.command()
+def report(
+    events: Annotated[
+        Path,
+        typer.Argument(
+            help="JSON-lines service log with sampled `prediction` events "
+            "(e.g. `kubectl logs deploy/faultline > events.jsonl`); other lines are skipped."
+        ),
+    ],
+    model_dir: Annotated[
+        Path,
+        typer.Option(
+            envvar="FAULTLINE_MODEL_DIR",
+            help="Bundle (or models directory: the newest) whose reference and threshold to use.",
+        ),
+    ] = Path("artifacts/models"),
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="Training data CSV to compare raw values against (default: the bundle's "
+            "reference.json, compared as its decile bins)."
+        ),
+    ] = None,
+    labelled: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV of readings with outcomes (the machine_failure column): also write a "
+            "classification-quality report at the bundle's threshold."
+        ),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="Directory for drift.html/.json (and quality.html/.json).")
+    ] = Path("reports"),
+) -> None:
+    """Offline Evidently reports: data drift of logged predictions vs the bundle's reference."""
+    from model.bundle import BundleError
+    from service.report import ReportUnavailableError, drift_report, quality_report
+
+    try:
+        drift = drift_report(events, model_dir, out, reference)
+        quality = quality_report(labelled, model_dir, out) if labelled else None
+    except ReportUnavailableError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    except (OSError, ValueError, BundleError) as exc:
+        typer.echo(f"report failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    drifted = ", ".join(drift.drifted) or "none"
+    typer.echo(f"{drift.html}: {drift.rows} readings; drifted: {drifted}")
+    if quality:
+        typer.echo(f"{quality.html}: {quality.rows} labelled readings")
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 

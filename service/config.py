@@ -144,8 +144,15 @@ class Settings(BaseSettings):
     max_micro_batch: int = Field(
         256, ge=1, le=10_000, description="Most readings per coalesced model call."
     )
-    fast_path: bool = Field(
-        True, description="Use the serving form (numpy + ONNX Runtime, parity-tested) if usable."
+    model_name: str = Field(
+        "faultline",
+        pattern=r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$",
+        description="The model's name on the Open Inference Protocol: /v2/models/{name}/infer.",
+    )
+    serving_form: bool = Field(
+        True,
+        description="Serve with the bundle's serving form (numpy + ONNX Runtime, parity-tested) "
+        "when usable; false: the skops Pipeline (imports scikit-learn).",
     )
     fault_error_ratio: float = Field(
         0.0,

@@ -6,10 +6,16 @@ they combine across worker processes in multiprocess mode (PROMETHEUS_MULTIPROC_
 
 from __future__ import annotations
 
+import math
+import os
+import threading
+from bisect import bisect_left
 from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 from model.decision import PROBABILITY_BUCKETS
 
@@ -58,12 +64,12 @@ class ServiceMetrics:
             ["model_version", "outcome"],
             registry=registry,
         )
-        self.probability = Histogram(
+        self.probability = ArrayHistogram(
             "faultline_predicted_probability",
             "Predicted failure probability per reading.",
             ["model_version"],
-            buckets=PROBABILITY_BUCKETS,
-            registry=registry,
+            PROBABILITY_BUCKETS,
+            registry,
         )
         self.inference = Histogram(
             "faultline_inference_duration_seconds",
@@ -169,19 +175,85 @@ class ServiceMetrics:
         )
 
 
-def observe_many(histogram: Any, values: np.ndarray) -> None:
-    """Histogram.observe for a whole array at once (one bincount instead of N calls).
+class ArrayHistogram:
+    """A histogram observed a whole array at a time: one bincount per model call instead of an
+    observe() per reading, exposed through prometheus_client's public custom-collector API.
 
-    Uses the client's bucket internals (stable across prometheus_client releases); falls back
-    to observe() per value if they ever change.
+    In multiprocess mode (PROMETHEUS_MULTIPROC_DIR, `faultline serve --workers N`) values must
+    live in the client's shared files, which only its own metric classes write: there it is a
+    plain Histogram, observed value by value.
     """
-    bounds = getattr(histogram, "_upper_bounds", None)
-    buckets = getattr(histogram, "_buckets", None)
-    if bounds is None or buckets is None or len(values) < 8:
-        for value in values.tolist():
-            histogram.observe(value)
-        return
-    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
-    for index in np.flatnonzero(counts).tolist():
-        buckets[index].inc(int(counts[index]))
-    histogram._sum.inc(float(values.sum()))
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: list[str],
+        buckets: tuple[float, ...],
+        registry: CollectorRegistry,
+    ) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, labelnames
+        self.bounds = np.asarray([*buckets, math.inf] if buckets[-1] != math.inf else buckets)
+        self.bound_list = self.bounds.tolist()
+        self._lock = threading.Lock()  # model calls run on the loop or in the worker thread
+        self._children: dict[tuple[str, ...], ArrayHistogramChild] = {}
+        self._shared: Histogram | None = None
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+            self._shared = Histogram(
+                name, documentation, labelnames, buckets=buckets, registry=registry
+            )
+        else:
+            registry.register(self)
+
+    def labels(self, *values: str) -> ArrayHistogramChild:
+        with self._lock:
+            if values not in self._children:
+                shared = self._shared.labels(*values) if self._shared is not None else None
+                self._children[values] = ArrayHistogramChild(self, shared)
+            return self._children[values]
+
+    def describe(self) -> list[HistogramMetricFamily]:
+        return [HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+    def collect(self) -> list[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        with self._lock:
+            for values, child in self._children.items():
+                cumulative = np.cumsum(child.counts).tolist()
+                family.add_metric(
+                    list(values),
+                    [(floatToGoString(b), c) for b, c in zip(self.bounds, cumulative, strict=True)],
+                    child.total,
+                )
+        return [family]
+
+
+class ArrayHistogramChild:
+    """One label set of an ArrayHistogram."""
+
+    def __init__(self, parent: ArrayHistogram, shared: Any) -> None:
+        self._parent, self._shared = parent, shared
+        self.counts = np.zeros(len(parent.bounds), dtype=np.int64)
+        self.total = 0.0
+
+    def observe_many(self, values: np.ndarray) -> None:
+        if self._shared is not None:
+            for value in values.tolist():
+                self._shared.observe(value)
+            return
+        if len(values) == 1:  # a single reading: bisect beats numpy's per-call overhead
+            value = float(values[0])
+            index = bisect_left(self._parent.bound_list, value)
+            with self._parent._lock:
+                self.counts[index] += 1
+                self.total += value
+            return
+        # bucket i counts values in (bound[i-1], bound[i]]: Prometheus's `le` semantics
+        counts = np.bincount(
+            np.searchsorted(self._parent.bounds, values, side="left"),
+            minlength=len(self._parent.bounds),
+        )
+        total = float(values.sum())
+        with self._parent._lock:
+            self.counts += counts
+            self.total += total

@@ -1,12 +1,15 @@
-"""The transport-free Predictor: load and verify a bundle, turn validated readings into arrays,
-predict, record the prediction metrics.
+"""The transport-free Predictor: load and verify a bundle, then `predict(readings)`, the one
+entry point of inference: array conversion, micro-batching with concurrent requests, the model
+call, the decision rule, prediction and drift metrics, and the sampled prediction log.
 
-Routes translate HTTP into calls on this object; tests and benchmarks use it directly.
+Routes translate HTTP into that call and back; tests and benchmarks use it directly.
 """
 
 from __future__ import annotations
 
+import random
 import time
+from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -22,9 +25,11 @@ from model.bundle import (
     load_pipeline,
     resolve_bundle,
 )
+from model.decision import decide
 from model.serving_form import TYPE_CODES, ServingForm, ServingFormError
+from service.batching import MicroBatcher
 from service.drift import DriftMonitor, ThrottledDrift
-from service.metrics import ServiceMetrics, observe_many
+from service.metrics import ServiceMetrics
 
 log = structlog.get_logger("faultline.predictor")
 
@@ -52,6 +57,16 @@ def to_frame(numeric: np.ndarray, codes: np.ndarray) -> Any:
     return frame
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """The answers for one request's readings, in their order."""
+
+    model_version: str
+    threshold: float
+    probabilities: list[float]
+    failures: list[bool]  # the decision rule (model.decision.decide) applied to each
+
+
 class Predictor:
     """A loaded bundle plus its fastest verified inference path."""
 
@@ -59,24 +74,27 @@ class Predictor:
         self,
         bundle: Bundle,
         metrics: ServiceMetrics,
-        fast_path: bool = True,
+        serving_form: bool = True,
         drift_window: int = 2000,
         drift_min_readings: int = 200,
         drift_update_seconds: float = 1.0,
         drift_max_request_share: float = 1.0,
+        max_micro_batch: int = 256,
+        batch_window_s: float = 0.0,
+        log_sample_rate: float = 0.0,
     ) -> None:
         self.bundle = bundle
         self.version = bundle.version
         self.threshold = bundle.threshold
         self.metrics = metrics
-        self.compiled: ServingForm | None = None
-        if fast_path and bundle.serving is not None:
+        self.serving_form: ServingForm | None = None
+        if serving_form and bundle.serving is not None:
             try:
-                self.compiled = ServingForm.from_bundle_dir(bundle.serving, bundle.path)
+                self.serving_form = ServingForm.from_bundle_dir(bundle.serving, bundle.path)
             except (ServingFormError, KeyError, ValueError, RuntimeError) as exc:
                 log.warning("serving_form_unusable", reason=str(exc))
         self.pipeline = bundle.pipeline
-        if self.compiled is None and self.pipeline is None:
+        if self.serving_form is None and self.pipeline is None:
             self.pipeline = load_pipeline(bundle.path)  # imports scikit-learn: slower start
         self.drift = ThrottledDrift(
             DriftMonitor(bundle.reference, drift_window),
@@ -92,6 +110,9 @@ class Predictor:
         self._failures = metrics.predictions.labels(self.version, "failure")
         self._oks = metrics.predictions.labels(self.version, "ok")
         self._probability = metrics.probability.labels(self.version)
+        self._batch_size = metrics.batch_size.labels(self.version)
+        self.log_sample_rate = log_sample_rate
+        self.batcher = MicroBatcher(self.model_call, max_micro_batch, batch_window_s)
 
     @classmethod
     def load(
@@ -100,22 +121,46 @@ class Predictor:
         """Resolve (newest bundle in a directory), verify, load; raises BundleError."""
         bundle = load_bundle(
             resolve_bundle(path),
-            with_pipeline=not options.get("fast_path", True),
+            with_pipeline=not options.get("serving_form", True),
             pinned_hash=pinned_hash,
         )
         return cls(bundle, metrics, **options)
 
     @property
     def inference_path(self) -> str:
-        return f"compiled-{self.compiled.kind}" if self.compiled else "sklearn-pipeline"
+        return f"serving-form-{self.serving_form.kind}" if self.serving_form else "sklearn-pipeline"
 
     def predict_proba(self, numeric: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Failure probabilities, no side effects."""
-        if self.compiled is not None:
-            return self.compiled.predict_proba(numeric, codes)
+        if self.serving_form is not None:
+            return self.serving_form.predict_proba(numeric, codes)
         if self.pipeline is None:
             raise BundleIncompatibleError("no usable inference path")
         return np.asarray(self.pipeline.predict_proba(to_frame(numeric, codes))[:, 1])
+
+    async def predict(self, readings: list[dict[str, Any]]) -> Predictions:
+        """Validated readings -> their predictions (shares a model call with concurrent ones)."""
+        numeric, codes = to_arrays(readings)
+        self._batch_size.observe(len(readings))
+        scores = await self.batcher.submit(numeric, codes)
+        self.drift.observe(numeric, codes, scores)  # per request: its share is capped
+        predictions = Predictions(
+            self.version,
+            self.threshold,
+            scores.tolist(),
+            decide(scores, self.threshold).tolist(),
+        )
+        if self.log_sample_rate and random.random() < self.log_sample_rate:  # noqa: S311
+            log.info(
+                "prediction",
+                model_version=self.version,
+                inputs=readings,
+                outputs=[
+                    {"failure_probability": p, "failure": f}
+                    for p, f in zip(predictions.probabilities, predictions.failures, strict=True)
+                ],
+            )
+        return predictions
 
     def model_call(self, numeric: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """One (coalesced) model call with its metrics (drift is recorded per request)."""
@@ -123,10 +168,10 @@ class Predictor:
         probabilities = self.predict_proba(numeric, codes)
         self._inference.observe(time.perf_counter() - started)
         self._call_size.observe(len(probabilities))
-        failures = int(np.count_nonzero(probabilities >= self.threshold))
+        failures = int(np.count_nonzero(decide(probabilities, self.threshold)))
         self._failures.inc(failures)
         self._oks.inc(len(probabilities) - failures)
-        observe_many(self._probability, probabilities)
+        self._probability.observe_many(probabilities)
         return probabilities
 
     def warm_up(self) -> None:

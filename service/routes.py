@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, Union
 
 import orjson
 import structlog
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response
+from fastapi.routing import APIRoute
 
 from service.errors import (
     InjectedFaultError,
@@ -19,8 +20,8 @@ from service.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
-from service.predictor import Predictor, to_arrays
-from service.schemas import READING, ErrorResponse, Health, PredictResponse
+from service.predictor import Predictor
+from service.schemas import READING, ErrorResponse, Health, PredictResponse, Reading
 from service.state import AppState
 from service.validation import N_FIELDS, validate_readings
 
@@ -115,41 +116,27 @@ def check_readings(payload: Any, state: AppState) -> list[dict[str, Any]]:
     return validate_readings(payload, READING, state.batch_adapter, state.settings.max_batch)
 
 
-PREDICT_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "oneOf": [
-                    {"$ref": "#/components/schemas/Reading"},
-                    {"$ref": "#/components/schemas/Batch"},
-                ]
-            },
-        }
-    },
-}
+def declare_predict(app: FastAPI, batch: Any) -> APIRoute:
+    """Declare POST /v1/predict, its body typed by the configured batch (the limit is a
+    setting): the OpenAPI operation, the router's 405 for other methods, the route label of
+    metrics and logs. service.predict_endpoint.PredictEndpoint answers every POST in front of
+    the router (with `answer_predict`), so the declared body never runs."""
 
+    async def predict(payload: Any) -> Response:
+        raise RuntimeError(
+            "POST /v1/predict is answered by service.predict_endpoint.PredictEndpoint"
+        )
 
-@router.post(
-    "/v1/predict",
-    response_model=PredictResponse,
-    responses=ERRORS,
-    summary="Failure probability and decision for one reading or a batch",
-    openapi_extra={"requestBody": PREDICT_BODY},
-)
-async def predict(request: Request, state: State) -> Response:
-    # Served by service.predict_endpoint.PredictEndpoint in front of the router; this route
-    # declares the operation (OpenAPI, routing labels) and answers when the app runs without it.
-    scope_state = request.scope["state"]
-    body = await answer_predict(
-        state,
-        request.headers.get("content-type", ""),
-        request.headers.get("content-length"),
-        request.stream(),
-        scope_state["request_id"],
-        scope_state["log_context"],
-    )
-    return Response(body, media_type="application/json")
+    predict.__annotations__["payload"] = Annotated[Union[Reading, batch], Body()]  # noqa: UP007
+    app.post(
+        "/v1/predict",
+        response_model=PredictResponse,
+        responses=ERRORS,
+        summary="Failure probability and decision for one reading or a batch",
+    )(predict)
+    route = app.router.routes[-1]
+    assert isinstance(route, APIRoute)
+    return route
 
 
 async def answer_predict(
@@ -197,31 +184,19 @@ async def _answer(
         await asyncio.sleep(settings.fault_delay_ms / 1000)
     if settings.fault_error_ratio and random.random() < settings.fault_error_ratio:  # noqa: S311
         raise InjectedFaultError("fault injected (FAULTLINE_FAULT_ERROR_RATIO)")
-    numeric, codes = to_arrays(readings)
-    state.batch_size.observe(len(readings))
-    if large:
-        await asyncio.sleep(0)
-    scores = await state.batcher.submit(numeric, codes)
-    predictor.drift.observe(numeric, codes, scores)  # per request: its share is capped
-    probabilities = scores.tolist()
-    threshold = predictor.threshold
-    body = {
-        "model_version": predictor.version,
-        "request_id": request_id,
-        "threshold": threshold,
-        "predictions": [  # each decision carries the threshold it was made with
-            {"failure_probability": p, "failure": p >= threshold, "threshold": threshold}
-            for p in probabilities
-        ],
-    }
-    if state.sample_rate and random.random() < state.sample_rate:  # noqa: S311
-        log.info(
-            "prediction",
-            model_version=predictor.version,
-            inputs=readings,
-            outputs=body["predictions"],
-        )
-    return orjson.dumps(body)
+    answer = await predictor.predict(readings)
+    threshold = answer.threshold
+    return orjson.dumps(
+        {
+            "model_version": answer.model_version,
+            "request_id": request_id,
+            "threshold": threshold,
+            "predictions": [  # each decision carries the threshold it was made with
+                {"failure_probability": p, "failure": f, "threshold": threshold}
+                for p, f in zip(answer.probabilities, answer.failures, strict=True)
+            ],
+        }
+    )
 
 
 @router.get("/v1/model", responses={503: ERRORS[503]}, summary="Metadata of the loaded bundle")

@@ -48,6 +48,11 @@ READING: TypeAdapter[Any] = TypeAdapter(Reading)
 
 
 def batch_adapter(max_batch: int) -> TypeAdapter[Any]:
+    """The validator of `batch_type(max_batch)`."""
+    return TypeAdapter(batch_type(max_batch))
+
+
+def batch_type(max_batch: int) -> Any:
     """`{"instances": [...]}` with the configured batch limit in its schema."""
     Batch = TypedDict(  # noqa: UP013 (the limit is a runtime setting)
         "Batch",
@@ -71,7 +76,7 @@ def batch_adapter(max_batch: int) -> TypeAdapter[Any]:
         title="Batch",
         json_schema_extra={"examples": [{"instances": [_example()] * 2}]},
     )
-    return TypeAdapter(Batch)
+    return Batch
 
 
 class PredictionOut(BaseModel):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Container smoke test (CI): the image becomes ready, answers one prediction, runs as non-root
-# on a read-only root filesystem without capabilities, serves the compiled serving form, prints
+# on a read-only root filesystem without capabilities, serves the serving form, prints
 # the baked bundle's hash, and stops cleanly within its drain time.
 set -euo pipefail
 IMAGE="${1:?usage: smoke.sh IMAGE}"
@@ -20,7 +20,7 @@ answer=$(curl -sf -H 'Content-Type: application/json' -d "$body" "http://127.0.0
 echo "$answer"
 echo "$answer" | grep -q '"failure_probability"'
 model=$(curl -sf "http://127.0.0.1:${PORT}/v1/model")
-echo "$model" | grep -q '"inference_path":"compiled-' || { echo "not the serving form: $model"; exit 1; }
+echo "$model" | grep -q '"inference_path":"serving-form-' || { echo "not the serving form: $model"; exit 1; }
 hash=$(echo "$model" | sed -n 's/.*"bundle_hash":"\([0-9a-f]\{64\}\)".*/\1/p')
 [ -n "$hash" ] || { echo "no bundle hash in /v1/model"; exit 1; }
 echo "bundle_hash $hash (pin it with the chart's model.bundleSha256)"

@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from service.batching import MicroBatcher
 from service.config import Settings
 from service.metrics import ServiceMetrics
 from service.predictor import Predictor
@@ -22,17 +21,11 @@ class AppState:
     metrics: ServiceMetrics
     batch_adapter: TypeAdapter[Any]
     predictor: Predictor | None = None
-    batcher: MicroBatcher = field(init=False)
-    batch_size: Any = None
     not_ready_reason: str = "the model bundle is still loading"
     model_body: bytes | None = None  # GET /v1/model, rendered once at load
     ready_body: bytes | None = None  # GET /readyz when ready
     # one large request's CPU steps at a time (see service.routes.LARGE_BODY)
     large_requests: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
-
-    @property
-    def sample_rate(self) -> float:
-        return self.settings.prediction_log_sample_rate
 
     def count_invalid(self, reasons: list[tuple[str, str]]) -> None:
         version = self.predictor.version if self.predictor else "none"

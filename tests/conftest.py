@@ -1,20 +1,43 @@
-"""Shared fixtures: one small real bundle trained once per test session."""
+"""Shared fixtures: two real bundles, each trained at most once per test session (per worker).
+
+- `tiny` / `bundle_path` / `service_settings` / `client`: a bundle trained by the project's own
+  `training.train` on 2,000 rows with one fixed setting (no tuning grid), 2-fold
+  sigmoid calibration and no report plots: a real Pipeline, a real serving form that passed the
+  parity check, a verified manifest, in about a second. Unit, integration and contract tests
+  use it: they test code paths, not how good the model is.
+- `trained` / `real_bundle_path` / `real_client`: the real (tuned, calibrated) training on
+  6,000 rows, for tests that assert model quality: the model tier and the canary analysis
+  (a real stable model against real retrains), both marked slow.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pytest
 
-from training import data as D
-from training.evaluate import QualityGate
-from training.train import TrainConfig, TrainResult, train
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from training.evaluate import QualityGate
+    from training.train import TrainResult
+
+# training (scikit-learn, pandas) is imported inside the functions: the pytest-xdist
+# controller loads this file too, and would import it for nothing before starting the workers
 
 FIXTURE_ROWS = 6000
 FIXTURE_SEED = 11
+TINY_ROWS = 2000
+# The one setting the tiny bundle fits: few small trees. No class weighting: sample-weighted
+# binning would take most of the time. 2,000 rows: the drift reference (the 1,200 training
+# rows) stays calm enough for the drift tests; fewer rows save little.
+TINY_SETTING = {
+    "model__max_iter": [15],
+    "model__max_leaf_nodes": [7],
+    "model__class_weight": [None],
+}
 
 
 def train_small(
@@ -27,6 +50,10 @@ def train_small(
     calibration: tuple[str, ...] = ("isotonic", "sigmoid"),
 ) -> TrainResult:
     """Train a real bundle quickly (one candidate) into tmp/models."""
+    from training import data as D
+    from training.evaluate import QualityGate
+    from training.train import TrainConfig, train
+
     config = TrainConfig(
         seed=seed,
         candidates=candidates,
@@ -39,24 +66,87 @@ def train_small(
     return train(data, "test", tmp / "models", tmp / "reports", config, progress=lambda _m: None)
 
 
+def _one_setting(seed: int) -> dict[str, tuple[Any, dict[str, list[Any]]]]:
+    """The histogram gradient boosting candidate with a single setting instead of its grid."""
+    from training.pipeline import candidate_estimators
+
+    estimator, _grid = candidate_estimators(seed)["hist_gradient_boosting"]
+    return {"hist_gradient_boosting": (estimator, TINY_SETTING)}
+
+
+def _no_plots(
+    model: Any, X: Any, y: Any, scores: Any, threshold: float, out_dir: Path, seed: int
+) -> list[Path]:
+    """In place of `write_plots`: report PNGs are never part of a bundle, and matplotlib would
+    be half the tiny bundle's time."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return []
+
+
+def train_tiny(tmp: Path, rows: int = TINY_ROWS, seed: int = FIXTURE_SEED) -> TrainResult:
+    """A real bundle in about a second: `training.train` end to end (validation, one fit per
+    fold, calibration, threshold, serving-form export and parity check, bundle write), with
+    one setting instead of the tuning grid and no report plots. No quality gate: it is for
+    code paths, not for model quality."""
+    from training import data as D
+    from training import train as T
+    from training.evaluate import QualityGate
+
+    config = T.TrainConfig(
+        seed=seed,
+        cv_folds=2,
+        candidates=("hist_gradient_boosting",),
+        calibration=("sigmoid",),
+        calibration_folds=2,
+        n_jobs=1,
+        gate=QualityGate(
+            min_roc_auc=0.0,
+            min_pr_auc=0.0,
+            min_recall=0.0,
+            max_brier=1.0,
+            max_ece=1.0,
+            max_log_loss=float("inf"),
+        ),
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(T, "candidate_estimators", _one_setting)
+        patch.setattr(T, "write_plots", _no_plots)
+        result = T.train(
+            D.generate(rows, seed), "tiny", tmp / "models", tmp / "reports", config, lambda _m: None
+        )
+    assert result.bundle_path is not None, result.gate_failures
+    return result
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    """The tiny real bundle, trained once for the whole session."""
+    return train_tiny(tmp_path_factory.mktemp("tiny"))
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
-    """A real bundle, trained once for the whole session."""
+    """The real bundle (tuned, calibrated), trained once for the whole session."""
     return train_small(tmp_path_factory.mktemp("bundle"))
 
 
 @pytest.fixture(scope="session")
-def bundle_path(trained: TrainResult) -> Path:
+def bundle_path(tiny: TrainResult) -> Path:
+    assert tiny.bundle_path is not None
+    return tiny.bundle_path
+
+
+@pytest.fixture(scope="session")
+def real_bundle_path(trained: TrainResult) -> Path:
     assert trained.bundle_path is not None
     return trained.bundle_path
 
 
-@pytest.fixture(scope="session")
-def service_settings(bundle_path: Path) -> Any:
+def _settings(bundle: Path) -> Any:
     from service.config import Settings
 
     return Settings(
-        model_dir=bundle_path.parent,
+        model_dir=bundle.parent,
         log_format="json",
         drift_min_readings=10,
         drift_update_seconds=0.01,
@@ -65,15 +155,31 @@ def service_settings(bundle_path: Path) -> Any:
     )
 
 
-@pytest.fixture
-def client(service_settings: Any) -> Iterator[Any]:
-    """The real app (real bundle, real lifespan) behind a TestClient."""
+@pytest.fixture(scope="session")
+def service_settings(bundle_path: Path) -> Any:
+    """Settings serving the tiny bundle."""
+    return _settings(bundle_path)
+
+
+def _client(settings: Any) -> Iterator[Any]:
     from fastapi.testclient import TestClient
 
     from service.main import create_app
 
-    with TestClient(create_app(service_settings), raise_server_exceptions=False) as test_client:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def client(service_settings: Any) -> Iterator[Any]:
+    """The real app (tiny real bundle, real lifespan) behind a TestClient."""
+    yield from _client(service_settings)
+
+
+@pytest.fixture
+def real_client(real_bundle_path: Path) -> Iterator[Any]:
+    """The real app serving the real bundle, for assertions about model quality."""
+    yield from _client(_settings(real_bundle_path))
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from model import features as F
 from model.bundle import sha256_file
 from training import data as D
 from training.gate import QualityGate as QualityGateDefaults
+
+if TYPE_CHECKING:
+    from training.train import TrainConfig
 
 app = typer.Typer(
     help="Faultline training CLI: data -> validated Pipeline -> verified bundle.",
@@ -37,6 +40,13 @@ MaxEce = Annotated[
     float, typer.Option(help="Quality gate: maximum expected calibration error (10 bins).")
 ]
 MaxLogLoss = Annotated[float, typer.Option(help="Quality gate: maximum held-out log loss.")]
+MetricsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--metrics",
+        help="Also write the metrics to this JSON file (a fixed path for `dvc metrics`).",
+    ),
+]
 
 
 def _load(data: Path | None, rows: int, seed: int) -> tuple[D.pd.DataFrame, str]:
@@ -59,6 +69,43 @@ def _warn_if_not_published(path: Path, frame: D.pd.DataFrame) -> None:
     mismatch = D.published_mismatch(path, frame)
     if mismatch:
         console.print(f"[yellow]WARNING[/yellow] {mismatch}", highlight=False)
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def _read_params(path: Path, section: str) -> dict[str, Any]:
+    """The `section` mapping of a YAML params file (params.yaml of the DVC pipeline)."""
+    import yaml
+
+    if not path.is_file():
+        raise typer.BadParameter(f"{path} does not exist", param_hint="--params")
+    loaded = yaml.safe_load(path.read_text()) or {}
+    value = loaded.get(section, {}) if isinstance(loaded, dict) else None
+    if not isinstance(value, dict):
+        raise typer.BadParameter(f"'{section}' in {path} is not a mapping", param_hint="--params")
+    return value
+
+
+def _with_params(ctx: typer.Context, config: TrainConfig, path: Path) -> TrainConfig:
+    """`config` with the params file's `train` section, except options given on the command
+    line: command line, then params file, then the defaults in code."""
+    from training.train import apply_params
+
+    # by name: Typer vendors its own click, whose ParameterSource is not click's
+    given = {
+        n for n in ctx.params if getattr(ctx.get_parameter_source(n), "name", "") == "COMMANDLINE"
+    }
+    # the options are named like the params keys (seed, cost_ratio, ...; gate: min_roc_auc, ...)
+    section = {k: v for k, v in _read_params(path, "train").items() if k not in given}
+    if isinstance(section.get("gate"), dict):
+        section["gate"] = {k: v for k, v in section["gate"].items() if k not in given}
+    try:
+        return apply_params(config, section)
+    except (TypeError, ValueError) as exc:
+        raise typer.BadParameter(f"{path}: {exc}", param_hint="--params") from exc
 
 
 @app.command()
@@ -104,6 +151,12 @@ def download(
 @app.command("validate")
 def validate_cmd(
     data: Annotated[Path, typer.Argument(help="Dataset: UCI CSV or a generated CSV.")],
+    report_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--report", help="Also write the report as JSON to this file (the DVC stage's output)."
+        ),
+    ] = None,
 ) -> None:
     """Validate a dataset and print the report; exit 1 when it has errors."""
     from training.validate import validate
@@ -118,11 +171,24 @@ def validate_cmd(
     _warn_if_not_published(data, frame)
     report = validate(frame)
     console.print(report.render(), highlight=False)
+    if report_file is not None:
+        _write_json(
+            report_file,
+            {
+                "ok": report.ok,
+                "rows": report.rows,
+                "positive_share": report.positive_share,
+                "errors": len(report.errors),
+                "warnings": len(report.findings) - len(report.errors),
+                "findings": [f.render() for f in report.findings],
+            },
+        )
     raise typer.Exit(0 if report.ok else 1)
 
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: Annotated[Path | None, typer.Option(help="Dataset file; default: synthetic.")] = None,
     rows: Annotated[int, typer.Option(min=100, help="Synthetic rows when no --data.")] = 10_000,
     seed: Seed = 42,
@@ -156,8 +222,19 @@ def train(
             "validation log loss wins."
         ),
     ] = "isotonic,sigmoid",
-    track: Annotated[bool, typer.Option(help="Record the run in MLflow.")] = True,
+    track: Annotated[
+        bool, typer.Option(envvar="FAULTLINE_TRACK", help="Record the run in MLflow.")
+    ] = True,
     jobs: Annotated[int, typer.Option(help="Parallel CV jobs (-1: all cores).")] = -1,
+    params: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML params file (the DVC pipeline's params.yaml): its `train` section sets "
+            "seed, candidates, grids, calibration, cost ratio and gate; options given on the "
+            "command line win over it, and it wins over the defaults."
+        ),
+    ] = None,
+    metrics_file: MetricsFile = None,
 ) -> None:
     """Train, evaluate and gate a model; write a verified bundle when it passes."""
     from training.evaluate import QualityGate, verdict
@@ -166,7 +243,6 @@ def train(
     from training.validate import DataValidationError
 
     started = time.perf_counter()
-    frame, source = _load(data, rows, seed)
     config = TrainConfig(
         seed=seed,
         cost_ratio=cost_ratio,
@@ -175,6 +251,9 @@ def train(
         candidates=tuple(c.strip() for c in candidates.split(",") if c.strip()),
         gate=QualityGate(min_roc_auc, min_pr_auc, min_recall, max_brier, max_ece, max_log_loss),
     )
+    if params is not None:
+        config = _with_params(ctx, config, params)
+    frame, source = _load(data, rows, config.seed)
     try:
         result = run_training(
             frame,
@@ -188,6 +267,11 @@ def train(
         console.print("[red]training refused: the data failed validation (no bundle written)")
         raise typer.Exit(2) from exc
     _print_metrics(result.metrics["test"], "held-out test")
+    if metrics_file is not None:
+        _write_json(
+            metrics_file,
+            {"version": result.version, "gate_passed": not result.gate_failures, **result.metrics},
+        )
     if track:
         from training.tracking import log_run
 
@@ -232,12 +316,20 @@ def evaluate(
     rows: Annotated[int, typer.Option(min=100, help="Synthetic rows when no --data.")] = 5_000,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 7,
     out: Annotated[Path, typer.Option(help="Where plots go.")] = Path("artifacts/evaluations"),
+    version_dir: Annotated[
+        bool,
+        typer.Option(
+            help="Write into OUT/<bundle version>/, or (--no-version-dir) into OUT itself: "
+            "fixed paths, which `dvc plots diff` compares across commits."
+        ),
+    ] = True,
     min_roc_auc: MinRocAuc | None = None,
     min_pr_auc: MinPrAuc | None = None,
     min_recall: MinRecall | None = None,
     max_brier: MaxBrier | None = None,
     max_ece: MaxEce | None = None,
     max_log_loss: MaxLogLoss | None = None,
+    metrics_file: MetricsFile = None,
 ) -> None:
     """Re-score an existing (verified) bundle on a dataset: metrics, plots and the gate verdict.
 
@@ -270,11 +362,15 @@ def evaluate(
     }
     gate = QualityGate(**{**limits, **{k: v for k, v in overrides.items() if v is not None}})
     failures = gate.failures(metrics)
-    target = out / loaded.version
+    target = out / loaded.version if version_dir else out
     write_plots(loaded.pipeline, X, y, scores, loaded.threshold, target, seed)
     (target / "metrics.json").write_text(
         json.dumps({**metrics, "gate": asdict(gate), "gate_failures": failures}, indent=2)
     )
+    if metrics_file is not None:
+        _write_json(
+            metrics_file, {"version": loaded.version, "gate_passed": not failures, **metrics}
+        )
     _print_metrics(metrics, f"{loaded.version} on {source}")
     console.print(f"plots: {target}")
     style = "red" if failures else "green"

@@ -89,6 +89,8 @@ class TrainConfig:
     calibration_folds: int = 5
     candidates: tuple[str, ...] = ("logistic_regression", "random_forest", "hist_gradient_boosting")
     gate: QualityGate = field(default_factory=QualityGate)
+    # per candidate, a search grid that replaces its default (training.pipeline)
+    grids: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     n_jobs: int = -1
     name: str = "faultline-failure"
     # CV PR-AUC differences below this are noise at 10k rows: the cheapest to serve wins then
@@ -106,6 +108,49 @@ class TrainResult:
     seconds: float
     gate_failures: list[str]
     metadata: dict[str, Any]
+
+
+# What a params file (the `train` section of the DVC pipeline's params.yaml) may set
+PARAM_KEYS = (
+    "seed",
+    "cv_folds",
+    "cost_ratio",
+    "calibration",
+    "calibration_folds",
+    "candidates",
+    "grids",
+    "gate",
+)
+
+
+def apply_params(config: TrainConfig, params: dict[str, Any]) -> TrainConfig:
+    """`config` with the values of a params mapping (a params file's `train` section).
+
+    Unknown keys, gate limits and candidates are refused: a typo must not train the defaults.
+    """
+    from dataclasses import replace
+
+    from training.pipeline import candidate_estimators
+
+    unknown = sorted(set(params) - set(PARAM_KEYS))
+    if unknown:
+        raise ValueError(f"unknown training params {unknown}; known: {list(PARAM_KEYS)}")
+    values = dict(params)
+    for key in ("calibration", "candidates"):
+        if key in values:
+            values[key] = tuple(values[key])
+    if "gate" in values:
+        gate = asdict(config.gate)
+        unknown = sorted(set(values["gate"]) - set(gate))
+        if unknown:
+            raise ValueError(f"unknown gate limits {unknown}; known: {list(gate)}")
+        values["gate"] = QualityGate(**{**gate, **values["gate"]})
+    if "grids" in values:
+        unknown = sorted(set(values["grids"]) - set(candidate_estimators(config.seed)))
+        if unknown:
+            raise ValueError(f"grids for unknown candidates {unknown}")
+        values["grids"] = {**config.grids, **values["grids"]}
+    return replace(config, **values)
 
 
 def data_fingerprint(frame: pd.DataFrame) -> str:
@@ -267,6 +312,7 @@ def train(
     for name, (estimator, grid) in candidate_estimators(config.seed).items():
         if name not in config.candidates:
             continue
+        grid = config.grids.get(name, grid)
         t0 = time.perf_counter()
         search = GridSearchCV(
             build_pipeline(estimator),

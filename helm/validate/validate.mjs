@@ -1,9 +1,9 @@
 // Validate custom resources (JSON array on stdin) with @kubernetes-models: each object is
 // constructed as its model class and .validate()d. Prints one line per object; exit 1 on errors.
-import { ServiceMonitor, PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
+import { ServiceMonitor, PodMonitor, PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
 import { Rollout, AnalysisTemplate } from "@kubernetes-models/argo-rollouts/argoproj.io/v1alpha1";
 
-const models = { ServiceMonitor, PrometheusRule, Rollout, AnalysisTemplate };
+const models = { ServiceMonitor, PodMonitor, PrometheusRule, Rollout, AnalysisTemplate };
 const chunks = [];
 for await (const chunk of process.stdin) chunks.push(chunk);
 const objects = JSON.parse(Buffer.concat(chunks).toString());

@@ -617,7 +617,7 @@ def make_malformed_bundles(bundle: Path, into: Path) -> dict[str, tuple[Path, di
         ),
         "skops-corrupt-slow-path": (
             copy("skops-corrupt", corrupt),
-            {"FAULTLINE_FAST_PATH": "false"},
+            {"FAULTLINE_SERVING_FORM": "false"},
         ),
         "serving-file-absolute": (copy("serving-absolute", serving_outside), {}),
         "untrusted-skops-fast-path": (copy("untrusted", untrusted), {}),

@@ -160,16 +160,18 @@ def _failed(report: dict[str, Any]) -> set[str]:
     return {c["name"] for c in report["checks"] if c["result"] != "pass"}
 
 
-def test_a_good_retrain_is_promoted(bundle_path: Path, good_canary: Path, tmp_path: Path) -> None:
-    code, report, table = _analyze(bundle_path, good_canary, tmp_path, REQUESTS)
+def test_a_good_retrain_is_promoted(
+    real_bundle_path: Path, good_canary: Path, tmp_path: Path
+) -> None:
+    code, report, table = _analyze(real_bundle_path, good_canary, tmp_path, REQUESTS)
     assert (code, report["verdict"]) == (0, "promote"), table
     assert "verdict: PROMOTE" in table
 
 
 def test_b_a_model_with_shifted_predictions_is_rolled_back(
-    bundle_path: Path, bad_canary: Path, tmp_path: Path
+    real_bundle_path: Path, bad_canary: Path, tmp_path: Path
 ) -> None:
-    code, report, table = _analyze(bundle_path, bad_canary, tmp_path, REQUESTS)
+    code, report, table = _analyze(real_bundle_path, bad_canary, tmp_path, REQUESTS)
     assert (code, report["verdict"]) == (1, "rollback"), table
     assert "prediction-distribution" in _failed(report), table
     assert "error-ratio" not in _failed(report), table
@@ -184,15 +186,15 @@ def test_b_a_model_with_shifted_predictions_is_rolled_back(
     ids=["errors", "slow"],
 )
 def test_c_a_failing_or_slow_canary_is_rolled_back(
-    bundle_path: Path, tmp_path: Path, fault: dict[str, str], check: str
+    real_bundle_path: Path, tmp_path: Path, fault: dict[str, str], check: str
 ) -> None:
-    code, report, table = _analyze(bundle_path, bundle_path, tmp_path, REQUESTS, **fault)
+    code, report, table = _analyze(real_bundle_path, real_bundle_path, tmp_path, REQUESTS, **fault)
     assert (code, report["verdict"]) == (1, "rollback"), table
     assert check in _failed(report), table
     assert "prediction-distribution" not in _failed(report), table
 
 
-def test_d_no_traffic_is_inconclusive(bundle_path: Path, tmp_path: Path) -> None:
-    code, report, table = _analyze(bundle_path, bundle_path, tmp_path, 0)
+def test_d_no_traffic_is_inconclusive(real_bundle_path: Path, tmp_path: Path) -> None:
+    code, report, table = _analyze(real_bundle_path, real_bundle_path, tmp_path, 0)
     assert (code, report["verdict"]) == (2, "inconclusive"), table
     assert {"canary-traffic", "stable-traffic"} <= _failed(report)

@@ -59,6 +59,7 @@ def _calibrated(estimator: str, method: str) -> Any:
     return calibrated.fit(frame[list(F.FEATURE_NAMES)], frame[F.TARGET])
 
 
+@pytest.mark.slow  # fits six calibrated models on 3,000 rows
 @pytest.mark.parametrize("method", ["isotonic", "sigmoid"])
 @pytest.mark.parametrize(
     "estimator", ["logistic_regression", "random_forest", "hist_gradient_boosting"]
@@ -102,6 +103,7 @@ def test_serving_form_matches_pipeline_for_every_candidate(estimator: str, tmp_p
     assert check_parity(bundle.pipeline, served, ROWS) <= PARITY
 
 
+@pytest.mark.slow  # a fresh interpreter loading the bundle
 def test_serving_a_bundle_loads_no_training_library(bundle_path: Path) -> None:
     """The serving form needs numpy and ONNX Runtime only: fast start, small image surface."""
     import subprocess
@@ -118,7 +120,7 @@ def test_serving_a_bundle_loads_no_training_library(bundle_path: Path) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.splitlines()[0] == "compiled-HistGradientBoostingClassifier"
+    assert result.stdout.splitlines()[0] == "serving-form-HistGradientBoostingClassifier"
 
 
 def test_a_format_2_serving_form_still_serves() -> None:

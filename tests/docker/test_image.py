@@ -101,7 +101,7 @@ def test_container_serves_as_non_root_on_a_read_only_root(container: tuple[str, 
     assert response.status_code == 200
     assert 0 <= response.json()["predictions"][0]["failure_probability"] <= 1
     # the serving form, not the slow Pipeline fallback: the runtime layer has ONNX Runtime
-    assert httpx.get(f"{url}/v1/model").json()["inference_path"].startswith("compiled-")
+    assert httpx.get(f"{url}/v1/model").json()["inference_path"].startswith("serving-form-")
     assert _docker("exec", name, "id", "-u") != "0"
     assert json.loads(_docker("inspect", "-f", "{{json .HostConfig.ReadonlyRootfs}}", name))
     write = subprocess.run(["docker", "exec", name, "touch", "/app/x"], capture_output=True)

@@ -132,9 +132,13 @@ def test_large_requests_take_turns_on_the_event_loop(
 
         return step
 
-    for name in ("load_json", "check_readings", "to_arrays"):
+    import service.predictor as predictor
+
+    for name in ("load_json", "check_readings"):
         monkeypatch.setattr(routes, name, traced(getattr(routes, name)))
-    monkeypatch.setattr(state.batcher, "_call", traced(state.batcher._call))
+    monkeypatch.setattr(predictor, "to_arrays", traced(predictor.to_arrays))
+    batcher = state.predictor.batcher
+    monkeypatch.setattr(batcher, "_call", traced(batcher._call))
     body = orjson.dumps({"instances": [READING] * 1000})
     assert len(body) > routes.LARGE_BODY
 
@@ -228,7 +232,7 @@ def _untrusted_pipeline(path: Path) -> None:
 
 
 MALFORMED: dict[str, tuple[Callable[[Path], object], bool, str]] = {
-    # name: (edit, fast path, reason expected on /readyz)
+    # name: (edit, serving form, reason expected on /readyz)
     "metadata not JSON": (
         lambda p: (p / B.METADATA_FILE).write_text("{nope"),
         True,
@@ -249,7 +253,7 @@ MALFORMED: dict[str, tuple[Callable[[Path], object], bool, str]] = {
         True,
         "reference.json lacks",
     ),
-    "corrupt model.skops, fast path off": (
+    "corrupt model.skops, serving form off": (
         lambda p: (p / B.MODEL_FILE).write_bytes(b"PK\x03\x04 not a zip"),
         False,
         "model.skops is unreadable",
@@ -269,7 +273,7 @@ MALFORMED: dict[str, tuple[Callable[[Path], object], bool, str]] = {
         True,
         "not in the manifest",
     ),
-    "untrusted Pipeline, fast path on": (_untrusted_pipeline, True, "untrusted types"),
+    "untrusted Pipeline, serving form on": (_untrusted_pipeline, True, "untrusted types"),
 }
 
 
@@ -277,12 +281,12 @@ MALFORMED: dict[str, tuple[Callable[[Path], object], bool, str]] = {
 def test_a_malformed_bundle_keeps_the_process_up_and_not_ready(
     case: str, bundle_path: Path, tmp_path: Path
 ) -> None:
-    edit, fast_path, reason = MALFORMED[case]
+    edit, serving_form, reason = MALFORMED[case]
     copy = tmp_path / bundle_path.name
     shutil.copytree(bundle_path, copy)
     edit(copy)
     _rewrite_manifest(copy)  # a manifest that matches: the content itself must be checked
-    settings = Settings(model_dir=copy, log_format="json", fast_path=fast_path)
+    settings = Settings(model_dir=copy, log_format="json", serving_form=serving_form)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         assert client.get("/healthz").status_code == 200
         ready = client.get("/readyz")

@@ -77,7 +77,7 @@ def test_a_failing_model_call_answers_500_without_a_traceback(
         def broken(numeric: object, codes: object) -> object:
             raise RuntimeError("model exploded")
 
-        state.batcher._call = broken  # what a bug in the model path would look like
+        state.predictor.batcher._call = broken  # what a bug in the model path would look like
         capfd.readouterr()
         response = client.post(
             "/v1/predict", json=F.example_reading(), headers={"X-Request-ID": "boom-1"}

@@ -20,7 +20,10 @@ VALUES_FILES = sorted((CHART / "ci").glob("*-values.yaml"))
 # The range the chart supports (Chart.yaml kubeVersion >= 1.28): oldest and newest checked.
 KUBE_VERSIONS = ("1.28.0", "1.34.0")
 NAMESPACE = "ml"
-CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "Rollout", "AnalysisTemplate"}
+CUSTOM_KINDS = {
+    *("ServiceMonitor", "PodMonitor", "PrometheusRule", "Rollout", "AnalysisTemplate"),
+    *("ServingRuntime", "InferenceService"),
+}
 pytestmark = pytest.mark.k8s
 
 
@@ -359,3 +362,31 @@ def test_api_keys_come_from_the_secret_only_when_auth_is_on() -> None:
     assert 'open("/etc/faultline/auth/api-keys")' in script and "X-API-Key" in script
     assert pod["spec"]["volumes"][0]["secret"]["secretName"] == "faultline-api-keys"
     assert pod["spec"]["securityContext"]["fsGroup"] == 10001
+
+
+def test_kserve_mode_hands_the_workload_to_kserve() -> None:
+    objects = render(values_of(CHART / "ci" / "kserve-values.yaml"))
+    kinds = {o["kind"] for o in objects}
+    assert {"ServingRuntime", "InferenceService", "PodMonitor"} <= kinds
+    assert not kinds & {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    [runtime] = by_kind(objects, "ServingRuntime")
+    [service] = by_kind(objects, "InferenceService")
+    [container] = runtime["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    # KServe routes v2 requests for the InferenceService's name to port 8080 of this container
+    assert env["FAULTLINE_MODEL_NAME"] == service["metadata"]["name"]
+    assert env["FAULTLINE_MODEL_DIR"] == "/mnt/models"
+    assert container["ports"] == [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}]
+    assert "--port" in container["args"] and "8080" in container["args"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    model = service["spec"]["predictor"]["model"]
+    assert model["runtime"] == runtime["metadata"]["name"]
+    assert model["protocolVersion"] == "v2" and runtime["spec"]["protocolVersions"] == ["v2"]
+    assert model["modelFormat"]["name"] == runtime["spec"]["supportedModelFormats"][0]["name"]
+
+
+def test_kserve_mode_refuses_the_charts_own_rollouts_and_needs_a_storage_uri() -> None:
+    with pytest.raises(helm.HelmError, match=r"kserve\.enabled"):
+        render({"kserve": {"enabled": True}, "rollout": {"enabled": True}})
+    with pytest.raises(helm.HelmError, match="storageUri"):
+        render({"kserve": {"enabled": True, "inferenceService": {"enabled": True}}})

@@ -54,12 +54,17 @@ def _custom_resources() -> list[dict[str, Any]]:
     ]
 
 
+# No @kubernetes-models package for KServe: its kinds are checked against KServe's own CRD
+# schemas (../shared/crds/kserve) in test_admission.py, like every custom resource.
+WITHOUT_MODEL = {"ServingRuntime", "InferenceService"}
+
+
 def test_rendered_custom_resources_are_valid(node: str) -> None:
     objects = _custom_resources()
     assert {o["kind"] for o in objects} == CUSTOM_KINDS
     result = _validate(node, objects)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("OK ") == len(objects)
+    assert result.stdout.count("OK ") == sum(o["kind"] not in WITHOUT_MODEL for o in objects)
 
 
 def test_a_type_error_is_caught(node: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,16 @@ def test_model_behaviour_is_directional(trained: TrainResult) -> None:
     p_base, p_worn, p_power = (pipeline.predict_proba(x)[0, 1] for x in (base, worn, overpowered))
     assert p_base < 0.2
     assert p_worn > p_base and p_power > p_base
+
+
+def test_the_served_model_ranks_a_worn_reading_higher(real_client: Any) -> None:
+    """Through the API, on the real bundle: a worn, loaded tool is riskier than the example
+    reading, and a batch answers each reading as if sent alone."""
+    reading = F.example_reading()
+    risky = {**reading, F.TOOL_WEAR.name: 230.0, F.TORQUE.name: 65.0}
+    body = real_client.post("/v1/predict", json={"instances": [reading, risky, reading]}).json()
+    probabilities = [p["failure_probability"] for p in body["predictions"]]
+    assert probabilities[0] == probabilities[2] < probabilities[1]
 
 
 def test_cli_train_exit_codes_and_evaluate(tmp_path: Path) -> None:

@@ -61,12 +61,14 @@ class Client:
 
 @pytest.fixture(scope="module")
 def stack(
-    bundle_path: Path, tmp_path_factory: pytest.TempPathFactory
+    real_bundle_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Service, Prometheus]]:
+    # the real bundle: "no drift alert on unshifted traffic" needs a reference that covers the
+    # generator's slow temperature walk (the tiny bundle's 2,000 rows do not: PSI 1.2)
     work = tmp_path_factory.mktemp("live")
     with (
         service(
-            bundle_path,
+            real_bundle_path,
             work / "service.log",
             FAULTLINE_DRIFT_WINDOW="300",
             FAULTLINE_DRIFT_MIN_READINGS="50",
@@ -176,9 +178,14 @@ def test_server_side_slo_gate_reads_what_the_service_measured(
     """The gate CI uses where the load generator is the bottleneck: real histogram, real 5xx."""
     running, prom = stack
     client = Client(running.url)
+    total = 'sum(http_requests_total{handler="/v1/predict"})'
+    # the series must exist in Prometheus before the counted requests: increase() over a
+    # series whose first sample already holds them all is 0 (a race that failed once in CI)
+    client.post(_sample(1, 5)[0])
+    before = prom.wait_for(total, lambda v: v >= 1) or 0.0
     for reading in _sample(100, 6):
         client.post(reading)
-    prom.wait_for('sum(http_requests_total{handler="/v1/predict"})', lambda v: v >= 100)
+    prom.wait_for(total, lambda v: v >= before + 100)
     figures = server_slo.measure(prom.url, 'job=~".*faultline.*"', "5m")
     assert figures.requests >= 100
     assert figures.error_ratio == 0.0  # 422s are the client's, never counted as 5xx

@@ -95,6 +95,7 @@ def _loaded_by(imports: str, forbidden: tuple[str, ...]) -> subprocess.Completed
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
 
 
+@pytest.mark.slow  # a fresh interpreter importing the package: seconds
 def test_importing_training_loads_no_web_framework() -> None:
     result = _loaded_by(
         "training.train, training.export, training.__main__",
@@ -103,6 +104,7 @@ def test_importing_training_loads_no_web_framework() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow  # a fresh interpreter importing the package: seconds
 def test_service_starts_without_scikit_learn() -> None:
     result = _loaded_by(
         "service.main, service.cli", ("sklearn", "scipy", "pandas", "skops", "mlflow", "matplotlib")
