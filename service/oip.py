@@ -37,6 +37,7 @@ NUMERIC_TYPES = frozenset(
 )
 INPUTS = {f.name: "FP64" for f in F.NUMERIC_FEATURES} | {F.PRODUCT_TYPE.name: "BYTES"}
 OUTPUTS = {"failure_probability": "FP64", "failure": "BOOL"}
+ALL_OUTPUTS = list(OUTPUTS)
 INFER_PATHS = (
     "/v2/models/{model_name}/infer",
     "/v2/models/{model_name}/versions/{model_version}/infer",
@@ -160,13 +161,16 @@ def to_readings(payload: Any, max_batch: int) -> tuple[list[dict[str, Any]], int
     rows = {len(v) for v in columns.values()}
     if len(rows) != 1:
         raise _invalid(f"inputs have different row counts {sorted(rows)}")
-    wanted = payload.get("outputs") or [{"name": name} for name in OUTPUTS]
-    if type(wanted) is not list or len(wanted) > len(OUTPUTS):
-        raise _invalid(f"outputs must be a list of at most {len(OUTPUTS)} of {sorted(OUTPUTS)}")
-    names = [str(o.get("name")) if type(o) is dict else "" for o in wanted]
-    if any(n not in OUTPUTS for n in names) or len(set(names)) < len(names):
-        message = f"outputs {str(names)[:200]}: each at most once, of {sorted(OUTPUTS)}"
-        raise _invalid(message)
+    names = ALL_OUTPUTS
+    wanted = payload.get("outputs")
+    if wanted:  # a subset of the outputs (most clients ask for none: all of them)
+        if type(wanted) is not list or len(wanted) > len(OUTPUTS):
+            message = f"outputs must be a list of at most {len(OUTPUTS)} of {sorted(OUTPUTS)}"
+            raise _invalid(message)
+        names = [str(o.get("name")) if type(o) is dict else "" for o in wanted]
+        if any(n not in OUTPUTS for n in names) or len(set(names)) < len(names):
+            message = f"outputs {str(names)[:200]}: each at most once, of {sorted(OUTPUTS)}"
+            raise _invalid(message)
     keys = list(columns)
     readings = [dict(zip(keys, row, strict=True)) for row in zip(*columns.values(), strict=True)]
     return readings, rank, names
