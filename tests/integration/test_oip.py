@@ -8,7 +8,6 @@ In process: metadata, health, the protocol's error shape, the same validation an
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from service.config import Settings
 from service.main import create_app
 from service.oip import INPUTS
 from tests.conftest import metric_value
-from tests.integration.helpers import scrape
+from tests.integration.helpers import schemathesis, scrape
 from training import data as D
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -195,24 +194,15 @@ def test_the_protocols_openapi_document_finds_no_server_error(
     from loadtest.stack import service
 
     with service(bundle_path.parent, tmp_path / "server.log") as running:
-        result = subprocess.run(
-            [
-                "st",
-                "run",
-                str(PROTOCOL),
-                "--url",
-                running.url,
-                "--checks",
-                "not_a_server_error,response_schema_conformance",
-                "--max-examples",
-                "40",
-                "--seed",
-                "1",
-                "--no-color",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=tmp_path,
+        checks = "not_a_server_error,response_schema_conformance"
+        result = schemathesis(
+            str(PROTOCOL),
+            tmp_path,
+            "--url",
+            running.url,
+            "--checks",
+            checks,
+            "--max-examples",
+            "40",
         )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

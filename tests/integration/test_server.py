@@ -6,7 +6,6 @@ import concurrent.futures
 import json
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from loadtest.stack import service
 from model import features as F
 from tests.conftest import metric_value
+from tests.integration.helpers import schemathesis
 
 pytestmark = pytest.mark.slow
 
@@ -68,23 +68,7 @@ def test_multiprocess_metrics_add_up(bundle_path: Path, tmp_path: Path) -> None:
 )
 def test_schemathesis_finds_nothing(bundle_path: Path, tmp_path: Path) -> None:
     with service(bundle_path, tmp_path / "server.log", FAULTLINE_OPENAPI="true") as running:
-        url = running.url
-        result = subprocess.run(
-            [
-                "st",
-                "run",
-                f"{url}/openapi.json",
-                "--checks",
-                "all",
-                "--max-examples",
-                "60",
-                "--seed",
-                "1",
-                "--no-color",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=tmp_path,
+        result = schemathesis(
+            f"{running.url}/openapi.json", tmp_path, "--checks", "all", "--max-examples", "60"
         )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -3,7 +3,9 @@ healthy server is reported with the machine's load, client-only failures still f
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 from loadtest import server_slo
 from loadtest.server_slo import ServerFigures, combined_verdict, violations
@@ -74,3 +76,26 @@ def test_bench_prints_a_verdict_per_row_and_flags_a_disturbed_floor() -> None:
     run["figures"][0] = _figure("floor: bare ASGI, c=8", 9_000, 670.0)
     text = render(run)
     assert "DISTURBED" in text and "WARNING: the bare-ASGI floor was disturbed" in text
+
+
+def test_bench_compare_matches_scenarios_by_name(tmp_path: Path) -> None:
+    """A scenario only the newer run has (the OIP one) is listed as new; zip() over the two
+    lists raised on it before."""
+    from typer.testing import CliRunner
+
+    from loadtest.bench import app
+
+    def run(scenarios: list[tuple[str, float]]) -> dict[str, object]:
+        figures = [{"scenario": n, "requests_per_s": r, "p99_ms": 2.0} for n, r in scenarios]
+        return {"figures": figures, "startup_s": 1.0, "rss_mb": 100.0}
+
+    before, after = tmp_path / "a.json", tmp_path / "b.json"
+    before.write_text(json.dumps(run([("single row, c=8", 1000.0), ("batch", 10.0)])))
+    after.write_text(
+        json.dumps(run([("single row, c=8", 1100.0), ("OIP", 900.0), ("batch", 12.0)]))
+    )
+    result = CliRunner().invoke(app, ["--compare", str(before), str(after)])
+    assert result.exit_code == 0, result.output
+    assert "single row, c=8" in result.output and "req/s x1.10" in result.output
+    assert "OIP" in result.output and "(new: 900 req/s)" in result.output
+    assert "req/s x1.20" in result.output  # batch, matched past the new row
