@@ -1,10 +1,11 @@
-"""Shared fixtures: two real bundles, each trained at most once per test session (per worker).
+"""Shared fixtures: two real bundles, each trained at most once per test session.
 
-- `tiny` / `bundle_path` / `service_settings` / `client`: a bundle trained by the project's own
-  `training.train` on 2,000 rows with one fixed setting (no tuning grid), 2-fold
-  sigmoid calibration and no report plots: a real Pipeline, a real serving form that passed the
-  parity check, a verified manifest, in about a second. Unit, integration and contract tests
-  use it: they test code paths, not how good the model is.
+- `bundle_path` / `service_settings` / `client`: a bundle trained by the project's own
+  `training.train` on 2,000 rows with one fixed setting (no tuning grid), 2-fold sigmoid
+  calibration and no report plots: a real Pipeline, a
+  real serving form that passed the parity check, a verified manifest, in about a second, once
+  per run (shared by the test workers). Unit, integration and contract tests use it: they test
+  code paths, not how good the model is.
 - `trained` / `real_bundle_path` / `real_client`: the real (tuned, calibrated) training on
   6,000 rows, for tests that assert model quality: the model tier and the canary analysis
   (a real stable model against real retrains), both marked slow.
@@ -12,7 +13,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import ast
+import fcntl
+import os
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +31,60 @@ if TYPE_CHECKING:
 
 # training (scikit-learn, pandas) is imported inside the functions: the pytest-xdist
 # controller loads this file too, and would import it for nothing before starting the workers
+
+
+def module_markers(path: Path) -> set[str]:
+    """The marker names a test module applies to all its tests (`pytestmark = pytest.mark.x`
+    or a list of them), read from its source without importing it."""
+    for node in ast.parse(path.read_bytes()).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "pytestmark" for target in node.targets
+        ):
+            values = node.value.elts if isinstance(node.value, ast.List) else [node.value]
+            return {
+                value.attr
+                for value in values
+                if isinstance(value, ast.Attribute)
+                and isinstance(value.value, ast.Attribute)
+                and value.value.attr == "mark"
+            }
+    return set()
+
+
+def deselects_all(expression: str, markers: set[str]) -> bool:
+    """Whether a -m expression deselects every test of a module whose tests all carry
+    `markers`, whatever markers its tests add: every set of the expression's other names is
+    tried (names it does not mention cannot change its value)."""
+    from itertools import combinations
+
+    from _pytest.mark.expression import Expression  # pytest's own -m grammar
+
+    compiled = Expression.compile(expression)
+    named = set(re.findall(r"[A-Za-z_][\w-]*", expression)) - {"and", "or", "not"}
+    others = sorted(named - markers)
+    choices = (
+        markers.union(added)
+        for size in range(len(others) + 1)
+        for added in combinations(others, size)
+    )
+    return not any(compiled.evaluate(_member_of(chosen)) for chosen in choices)
+
+
+def _member_of(names: set[str]) -> Callable[..., bool]:
+    return lambda name, **_kwargs: name in names
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A module whose every test the -m expression deselects is not even imported: the fast
+    tier (`make test-fast`) would otherwise import training, skops, Docker and Locust helpers
+    for tests it never runs (~3 s per worker)."""
+    expression = config.option.markexpr
+    if not expression or not collection_path.name.startswith("test_"):
+        return None
+    if collection_path.suffix != ".py" or not (markers := module_markers(collection_path)):
+        return None
+    return True if deselects_all(expression, markers) else None
+
 
 FIXTURE_ROWS = 6000
 FIXTURE_SEED = 11
@@ -119,21 +178,27 @@ def train_tiny(tmp: Path, rows: int = TINY_ROWS, seed: int = FIXTURE_SEED) -> Tr
 
 
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
-    """The tiny real bundle, trained once for the whole session."""
-    return train_tiny(tmp_path_factory.mktemp("tiny"))
+def bundle_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny real bundle, trained once per run: the first test worker that needs it trains
+    it, the others wait for it and share it (tests that alter a bundle alter a copy; loading
+    verifies the manifest, so a changed shared bundle fails every test that loads it)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's directory, shared by its workers
+    written = root / "tiny-bundle-path"
+    with (root / "tiny.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not written.exists():
+            path = train_tiny(root / "tiny").bundle_path
+            assert path is not None
+            written.write_text(str(path))
+        return Path(written.read_text())
 
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     """The real bundle (tuned, calibrated), trained once for the whole session."""
     return train_small(tmp_path_factory.mktemp("bundle"))
-
-
-@pytest.fixture(scope="session")
-def bundle_path(tiny: TrainResult) -> Path:
-    assert tiny.bundle_path is not None
-    return tiny.bundle_path
 
 
 @pytest.fixture(scope="session")
