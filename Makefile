@@ -7,9 +7,11 @@ MODELS_DIR ?= artifacts/models
 ROWS ?= 10000
 PYTEST_ARGS ?=
 # shown by `make help` with their values
-HELP_VARIABLES = MODELS_DIR ROWS DATA PORT HOST SCENARIO DURATION USERS PROMETHEUS KEEP IMAGE BASE_IMAGE TRAIN_ARGS WORKERS PYTEST_ARGS CLUSTER NAMESPACE RELEASE TAG CANARY_TAG KIND_NODE ADAPTER ROLLOUTS DEPLOY_ARGS
+HELP_VARIABLES = MODELS_DIR ROWS DATA PORT HOST SCENARIO DURATION USERS PROMETHEUS KEEP IMAGE EXPLAINER_IMAGE BASE_IMAGE TRAIN_ARGS WORKERS PYTEST_ARGS CLUSTER NAMESPACE RELEASE TAG CANARY_TAG KIND_NODE ADAPTER ROLLOUTS DEPLOY_ARGS
 
 IMAGE ?= faultline:dev
+# The explainer image (service/Dockerfile.explainer: IMAGE plus SHAP), named after IMAGE.
+EXPLAINER_IMAGE ?= $(subst faultline:,faultline-explainer:,$(IMAGE))
 # Where no registry is reachable, `service/base-image.sh` builds local/debian:bookworm.
 BASE_IMAGE ?= $(shell docker image inspect local/debian:bookworm >/dev/null 2>&1 && echo local/debian:bookworm || echo python:3.12-slim)
 
@@ -30,7 +32,7 @@ lint: setup ## Ruff (lint + format check), mypy and hadolint
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
-	$(RUN) hadolint service/Dockerfile
+	$(RUN) hadolint service/Dockerfile service/Dockerfile.explainer
 
 # Test files run in WORKERS processes (a file's tests stay together: module fixtures are built
 # once); one OpenMP thread each, or scikit-learn's threads oversubscribe the cores and the suite
@@ -77,11 +79,14 @@ PORT ?= 8000
 serve: setup ## Serve the newest bundle of MODELS_DIR on 127.0.0.1:PORT
 	$(RUN) faultline serve --model-dir $(MODELS_DIR) --port $(PORT)
 
-image: ## Build the service image (trains the default bundle inside the build)
+image: ## Build the service image IMAGE (bundle trained inside the build), then the explainer image EXPLAINER_IMAGE from it
 	@mkdir -p .certs && cp /usr/local/share/ca-certificates/*.crt .certs/ 2>/dev/null || true
 	docker build -f service/Dockerfile -t $(IMAGE) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
 	  --build-arg GIT_COMMIT=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
 	  --build-arg TRAIN_ARGS="$(TRAIN_ARGS)" .
+	@# IMAGE plus one layer (SHAP): never retrains, always IMAGE's bundle
+	docker build -f service/Dockerfile.explainer -t $(EXPLAINER_IMAGE) \
+	  --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg SERVICE_IMAGE=$(IMAGE) .
 
 smoke: ## Run IMAGE hardened (read-only, no capabilities): ready, one prediction, non-root, clean stop
 	bash service/smoke.sh $(IMAGE)
@@ -93,7 +98,7 @@ bench: setup ## Throughput, latency, start-up and memory (server on core 0, wrk 
 clean: ## Remove outputs (artifacts/, results/, dist/, caches) and the images the tests built
 	rm -rf artifacts results dist mlruns .pytest_cache .mypy_cache .ruff_cache .hypothesis \
 	  dvc_plots data/readings.csv .dvc/cache .dvc/tmp
-	-docker image rm -f faultline:test 2>/dev/null
+	-docker image rm -f faultline:test faultline-explainer:test 2>/dev/null
 	-docker image prune -f --filter label=org.opencontainers.image.title=faultline 2>/dev/null
 
 attack: setup ## Replay every hostile-client attack against a real server process; one line per attack
@@ -148,8 +153,8 @@ kind-up: ## kind cluster + ingress-nginx, metrics-server, kube-prometheus-stack,
 	if [ "$(ROLLOUTS)" = "1" ]; then helm upgrade --install argo-rollouts argo/argo-rollouts \
 	  --version 2.37.7 -n argo-rollouts --create-namespace --wait --timeout 5m; fi
 
-kind-load: image ## Build the image and load it into the kind cluster
-	kind load docker-image $(IMAGE) --name $(CLUSTER)
+kind-load: image ## Build the images and load them into the kind cluster
+	kind load docker-image $(IMAGE) $(EXPLAINER_IMAGE) --name $(CLUSTER)
 
 deploy: ## helm upgrade --install (waits for readiness, an Argo Rollout too), then helm test
 	helm upgrade --install $(RELEASE) helm/faultline -n $(NAMESPACE) --create-namespace \

@@ -26,6 +26,8 @@ PREDICT = CONFIG.predict
 INFO = CONFIG.model_info_metric
 CANARY = CONFIG.canary
 PSI = (CONFIG.alerts["psi_moderate"], CONFIG.alerts["psi_significant"])
+# The explainer's series carry no track (one explainer per release, on the stable bundle).
+EXPLAINED = 'namespace=~"$namespace", model_version=~"$model_version"'
 Panel = dict[str, Any]
 
 
@@ -404,6 +406,112 @@ def feature_drift() -> Panel:
     )
 
 
+def attribution_mean_abs() -> Panel:
+    return panel(
+        "Mean |attribution| per feature",
+        "Mean |SHAP attribution| of each raw feature over the explainer's window of recently "
+        "explained readings (solid), and on the training held-out reference (dashed): which "
+        "features drive the model's decisions now. Read it next to input drift: a feature "
+        "whose attribution grows while its PSI rises is what changed the decisions. No data: "
+        "the explainer is off or has explained nothing yet.",
+        "short",
+        [
+            target(
+                f"max by (feature) (faultline:attribution_mean_abs:avg{{{EXPLAINED}}})",
+                "{{feature}}",
+                "A",
+            ),
+            target(
+                f"max by (feature) (faultline:attribution_reference_mean_abs:avg{{{EXPLAINED}}})",
+                "{{feature}} reference",
+                "B",
+            ),
+        ],
+    ) | {
+        "fieldConfig": {
+            "defaults": {
+                "unit": "short",
+                "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}]},
+            },
+            "overrides": [
+                {
+                    "matcher": {"id": "byRegexp", "options": ".* reference"},
+                    "properties": [
+                        {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}
+                    ],
+                }
+            ],
+        }
+    }
+
+
+def attribution_share() -> Panel:
+    alert_for = CONFIG.alerts["attribution_shift_for"]
+    return panel(
+        "Attribution share: live vs reference",
+        "Each feature's share of the summed mean |attribution|, live against the training "
+        "reference. FaultlineAttributionShift fires when the live top feature is not the "
+        f"reference's for {alert_for}.",
+        "percentunit",
+        [
+            target(
+                f"max by (feature) (faultline:attribution_share:ratio{{{EXPLAINED}}})",
+                "live {{feature}}",
+                "A",
+                instant=True,
+            ),
+            target(
+                f"max by (feature) (faultline:attribution_reference_share:ratio{{{EXPLAINED}}})",
+                "reference {{feature}}",
+                "B",
+                instant=True,
+            ),
+        ],
+        kind="bargauge",
+        orientation="horizontal",
+        displayMode="gradient",
+        reduceOptions={"calcs": ["lastNotNull"], "fields": "", "values": False},
+    )
+
+
+def explain_activity() -> Panel:
+    return panel(
+        "Explanations",
+        "Readings explained per second, and p95 of the attribution time of one /v1/explain "
+        "batch (right axis). The explainer runs apart from the service: /v1/predict never waits "
+        "for it.",
+        "short",
+        [
+            target(
+                f"sum by (model_version) (faultline:explained_readings:rate5m{{{EXPLAINED}}})",
+                "readings/s {{model_version}}",
+                "A",
+            ),
+            target(
+                f"max by (model_version) (faultline:explain_duration_seconds:p95_5m{{{EXPLAINED}}})",
+                "p95 s {{model_version}}",
+                "B",
+            ),
+        ],
+    ) | {
+        "fieldConfig": {
+            "defaults": {
+                "unit": "short",
+                "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}]},
+            },
+            "overrides": [
+                {
+                    "matcher": {"id": "byFrameRefID", "options": "B"},
+                    "properties": [
+                        {"id": "unit", "value": "s"},
+                        {"id": "custom.axisPlacement", "value": "right"},
+                    ],
+                }
+            ],
+        }
+    }
+
+
 def score_shift() -> Panel:
     return panel(
         "Prediction shift (PSI)",
@@ -634,11 +742,14 @@ def build() -> dict[str, dict[str, Any]]:
                 score_quantiles(),
                 live_vs_reference(),
                 feature_drift(),
+                attribution_mean_abs(),
+                attribution_share(),
                 score_shift(),
                 inference_latency(),
                 batch_sizes(),
                 invalid_inputs(),
                 model_info(),
+                explain_activity(),
             ],
         ),
         "faultline-canary.json": dashboard(

@@ -33,6 +33,11 @@ TARGETS: dict[str, tuple[dict[str, Any], set[str] | None, str]] = {
         {"ServiceMonitor", "PrometheusRule", "ConfigMap"},
         "monitoring objects",
     ),
+    "components/explainer/explainer.yaml": (
+        {"explainer": {"enabled": True}},
+        {"Deployment:faultline-explainer", "Service:faultline-explainer"},
+        "the explainer Deployment and Service",
+    ),
     "components/canary/canary.yaml": (
         {"canary": {"enabled": True, "image": {"tag": "canary"}, "modelVersion": "canary"}},
         {"Deployment:faultline-canary"},

@@ -11,6 +11,7 @@ that prints figures, never a test that asserts them.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -130,7 +131,14 @@ def run(model_dir: Path, seconds: int, port: int, workdir: Path) -> dict[str, ob
     batch = workdir / "batch100.json"
     batch.write_text(json.dumps({"instances": [F.example_reading()] * 100}))
     figures: list[Figure] = []
-    env = {**os.environ, "FAULTLINE_MODEL_DIR": str(model_dir), "FAULTLINE_LOG_FORMAT": "json"}
+    explainer_url = f"http://127.0.0.1:{port + 1}"
+    env = {
+        **os.environ,
+        "FAULTLINE_MODEL_DIR": str(model_dir),
+        "FAULTLINE_LOG_FORMAT": "json",
+        # read only by POST /v1/explain: the explainer starts after the predict scenarios
+        "FAULTLINE_EXPLAINER_URL": explainer_url,
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     url = f"http://127.0.0.1:{port}"
 
@@ -186,6 +194,7 @@ def run(model_dir: Path, seconds: int, port: int, workdir: Path) -> dict[str, ob
         figures.append(Figure("paced ~100 req/s", rps, rps, p50, p99, errors))
         typer.echo(f"  paced {rps:.0f} req/s: p99 {p99:.2f} ms", err=True)
         rss = _rss_mb(server.pid)
+        figures += _explain(url, explainer_url, env, workdir, seconds)
     finally:
         stop(server)
     return {
@@ -195,6 +204,33 @@ def run(model_dir: Path, seconds: int, port: int, workdir: Path) -> dict[str, ob
         "seconds_per_scenario": seconds,
         "cpus": os.cpu_count(),
     }
+
+
+def _explain(
+    url: str, explainer_url: str, env: dict[str, str], workdir: Path, seconds: int
+) -> list[Figure]:
+    """POST /v1/explain through the service for 1 and 100 readings, one client at a time (the
+    explainer, on the server's core, computes exact SHAP values: latency, not throughput)."""
+    if importlib.util.find_spec("shap") is None:
+        typer.echo("  explain: skipped (shap not installed: uv sync --group explain)", err=True)
+        return []
+    port = explainer_url.rsplit(":", 1)[1]
+    command = [sys.executable, "-m", "explainer", "--port", port]
+    explainer = _start(
+        command, {**env, "FAULTLINE_EXPLAINER_METRICS_PORT": "0"}, workdir / "explainer.log"
+    )
+    figures = []
+    try:
+        wait_until_ok(f"{explainer_url}/readyz", explainer, workdir / "explainer.log")
+        for n in (1, 100):
+            body = workdir / f"explain{n}.json"
+            body.write_text(json.dumps({"instances": [F.example_reading()] * n}))
+            rps, p50, p99, errors = _wrk(f"{url}/v1/explain", body, 1, seconds)
+            figures.append(Figure(f"explain {n} readings, c=1", rps, rps * n, p50, p99, errors))
+            typer.echo(f"  {figures[-1].scenario}: p50 {p50:.1f} ms, p99 {p99:.1f} ms", err=True)
+    finally:
+        stop(explainer)
+    return figures
 
 
 # The speed targets (README "Speed"): scenario -> (least readings/s, most p99 ms).

@@ -224,6 +224,8 @@ def _summary(
 
 def _where(bundle: Path, out: Path, reports_root: Path) -> None:
     """Every artifact of the run and how to open it."""
+    from training.explain import SUMMARY_FILE  # matplotlib: imported only to name the file
+
     reports = reports_root / bundle.name
     rows = [
         ("Locust HTML report", out / "locust.html"),
@@ -233,6 +235,8 @@ def _where(bundle: Path, out: Path, reports_root: Path) -> None:
         ("model bundle", bundle),
         ("model card", reports / "model_card.md"),
         ("training plots", reports),
+        # the SHAP summary (beeswarm); the top features' dependence plots are beside it
+        ("attribution plots", reports / SUMMARY_FILE),
     ]
     for what, path in rows:
         console.print(f"{what:26} {path}" + ("" if path.exists() else "  (not written)"))

@@ -127,6 +127,13 @@ UCI_ID_SOURCE_COLUMNS: dict[str, str] = {"udi": "UDI", "product_id": "Product ID
 # add_engineered below: the physics the published failure rules depend on.
 ENGINEERED_NAMES: tuple[str, ...] = ("temperature_difference_k", "power_w", "strain_min_nm")
 RPM_TO_RAD_PER_S = 2.0 * np.pi / 60.0
+# The raw readings each engineered feature is computed from (add_engineered): attributions
+# (explainer.attributions) split an engineered feature's share equally among them.
+ENGINEERED_FROM: dict[str, tuple[str, ...]] = {
+    "temperature_difference_k": (AIR_TEMPERATURE.name, PROCESS_TEMPERATURE.name),
+    "power_w": (TORQUE.name, ROTATIONAL_SPEED.name),
+    "strain_min_nm": (TOOL_WEAR.name, TORQUE.name),
+}
 
 # The exact column order of the UCI file, and the mapping to our names.
 UCI_COLUMNS: tuple[str, ...] = (

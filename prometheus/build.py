@@ -173,12 +173,56 @@ def model_records(c: Config) -> list[Rule]:
     ]
 
 
+def attribution_records(c: Config) -> list[Rule]:
+    """The explainer's series, per model version and raw feature (averaged over its replicas):
+    mean |attribution| live and on the training reference, and each feature's share of the sum
+    over features (comparable across model versions whose attributions differ in scale)."""
+
+    def share(record: str) -> str:
+        return f"{record}\n/ ignoring (feature) group_left\nsum by ({c.by}) ({record})"
+
+    live, reference = (
+        "faultline:attribution_mean_abs:avg",
+        "faultline:attribution_reference_mean_abs:avg",
+    )
+    buckets = (
+        f"sum by ({c.by}, le) (rate(faultline_explain_duration_seconds_bucket{{{c.job}}}[5m]))"
+    )
+    return [
+        {
+            "record": live,
+            "expr": f"avg by ({c.by}, feature) (faultline_attribution_mean_abs{{{c.job}}})",
+        },
+        {
+            "record": reference,
+            "expr": f"avg by ({c.by}, feature) "
+            f"(faultline_attribution_reference_mean_abs{{{c.job}}})",
+        },
+        {"record": "faultline:attribution_share:ratio", "expr": share(live)},
+        {"record": "faultline:attribution_reference_share:ratio", "expr": share(reference)},
+        {
+            # the smallest window of any replica: the alert's guard holds for all of them
+            "record": "faultline:attribution_window_readings:min",
+            "expr": f"min by ({c.by}) (faultline_attribution_window_readings{{{c.job}}})",
+        },
+        {
+            "record": "faultline:explained_readings:rate5m",
+            "expr": f"sum by ({c.by}) (rate(faultline_explained_readings_total{{{c.job}}}[5m]))",
+        },
+        {
+            "record": "faultline:explain_duration_seconds:p95_5m",
+            "expr": f"histogram_quantile(0.95, {buckets})",
+        },
+    ]
+
+
 def recording(c: Config) -> dict[str, Any]:
     return {
         "groups": [
             {"name": "faultline.requests", "rules": request_records(c)},
             {"name": "faultline.slo-windows", "rules": slo_window_records(c)},
             {"name": "faultline.model-records", "rules": model_records(c)},
+            {"name": "faultline.attribution-records", "rules": attribution_records(c)},
         ]
     }
 
@@ -362,6 +406,49 @@ def canary_alerts(c: Config) -> list[Rule]:
     ]
 
 
+def attribution_alerts(c: Config) -> list[Rule]:
+    """The live top feature (by mean |attribution|) is not the reference's top feature. The
+    reference's top feature rides along as `reference_feature` (label_replace, clamped to 1
+    and multiplied in); a version without a reference, or with too few explained readings in
+    the window, never fires."""
+    a = c.alerts
+    on = "on (namespace, job, model_version)"
+
+    def top(record: str) -> str:
+        return f"topk by (namespace, job, model_version) (1, {record})"
+
+    live, reference = (
+        top("faultline:attribution_share:ratio"),
+        top("faultline:attribution_reference_share:ratio"),
+    )
+    relabel = '"reference_feature", "$1", "feature", "(.*)"'
+    reference_feature = f"clamp(label_replace(\n  {reference},\n  {relabel}\n), 1, 1)"
+    expr = (
+        f"(\n  {live}\n  unless on (namespace, job, model_version, feature)\n  {reference}\n)\n"
+        f"* {on} group_left (reference_feature)\n{reference_feature}\n"
+        f"and {on}\nfaultline:attribution_window_readings:min >= {a['attribution_min_readings']}"
+    )
+    wait = a["attribution_shift_for"]
+    return [
+        alert(
+            c,
+            "FaultlineAttributionShift",
+            expr,
+            wait,
+            "warning",
+            summary="Model {{ $labels.model_version }} now decides mostly on "
+            "{{ $labels.feature }}, not {{ $labels.reference_feature }}",
+            description="{{ $labels.feature }} carries {{ $value | humanizePercentage }} of "
+            "the mean |SHAP attribution| over the recently explained readings of model "
+            "{{ $labels.model_version }} ({{ $labels.job }}); on the training held-out "
+            "reference the top feature is {{ $labels.reference_feature }}. It has been so for "
+            f"{minutes(wait)} over at least {a['attribution_min_readings']} explained readings: "
+            "the inputs moved (check input drift) or the model meets readings unlike its "
+            "training data.",
+        )
+    ]
+
+
 def alerting(c: Config) -> dict[str, Any]:
     return {
         "groups": [
@@ -369,6 +456,7 @@ def alerting(c: Config) -> dict[str, Any]:
             {"name": "faultline.availability", "rules": availability_alerts(c)},
             {"name": "faultline.model-alerts", "rules": model_alerts(c)},
             {"name": "faultline.canary", "rules": canary_alerts(c)},
+            {"name": "faultline.attribution-alerts", "rules": attribution_alerts(c)},
         ]
     }
 

@@ -154,6 +154,32 @@ class Settings(BaseSettings):
         description="Serve with the bundle's serving form (numpy + ONNX Runtime, parity-tested) "
         "when usable; false: the skops Pipeline (imports scikit-learn).",
     )
+    explainer_url: str = Field(
+        "",
+        pattern=r"^(https?://[^\s/?#]+/?)?$",
+        description="Base URL of the explainer (`python -m explainer`), e.g. "
+        "http://faultline-explainer:8001; empty: POST /v1/explain answers 503.",
+    )
+    explain_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Most time one POST /v1/explain waits for the explainer (504 beyond).",
+    )
+    explain_max_batch: int = Field(
+        100,
+        ge=1,
+        le=MAX_BATCH_LIMIT,
+        description="Most readings per POST /v1/explain (422 beyond); at most the explainer's "
+        "own FAULTLINE_EXPLAINER_MAX_BATCH.",
+    )
+    explain_max_connections: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Connections to the explainer at once; a request that finds none free "
+        "within the timeout gets 503.",
+    )
     fault_error_ratio: float = Field(
         0.0,
         ge=0.0,

@@ -81,6 +81,28 @@ class InjectedFaultError(ServiceError):
     status, type = 503, "injected_fault"
 
 
+class ExplainerUnavailableError(ServiceError):
+    """Explanations are off, or the explainer is unreachable, not ready or busy."""
+
+    status, type = 503, "explainer_unavailable"
+
+
+class ExplainerVersionMismatchError(ServiceError):
+    """The explainer serves another bundle than this service (e.g. during a rollout)."""
+
+    status, type = 503, "explainer_version_mismatch"
+
+
+class ExplainerTimeoutError(ServiceError):
+    status, type = 504, "explainer_timeout"
+
+
+class ExplainerError(ServiceError):
+    """The explainer answered something other than explanations or a known refusal."""
+
+    status, type = 502, "explainer_error"
+
+
 def error_response(
     status: int,
     type_: str,

@@ -20,12 +20,14 @@ from service import oip
 from service.auth import ApiKeyAuth
 from service.config import Settings
 from service.errors import install_handlers
+from service.explain import ExplainEndpoint, declare_oip_explain
+from service.explainer_client import ExplainerProxy
 from service.logging import configure_logging, flush
 from service.metrics import LATENCY_BUCKETS, ServiceMetrics
 from service.middleware import RequestContextMiddleware
 from service.predict_endpoint import PredictEndpoint
 from service.predictor import Predictor
-from service.routes import declare_predict, router
+from service.routes import declare_explain, declare_predict, router
 from service.schemas import batch_type
 from service.state import AppState
 
@@ -130,6 +132,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         _load(state)
+        if settings.explainer_url:
+            state.explainer = ExplainerProxy(
+                settings.explainer_url,
+                settings.explain_timeout_seconds,
+                settings.explain_max_connections,
+            )
         # Everything loaded so far lives until shutdown: move it out of the collector's sight,
         # and collect the oldest generation rarely. Full collections over FastAPI's and the
         # model's objects otherwise stall requests for tens of milliseconds (p99 40 ms -> 7 ms).
@@ -144,6 +152,9 @@ def create_app(
         state.not_ready_reason = "shutting down"
         if predictor is not None:
             await predictor.batcher.close()
+        explainer, state.explainer = state.explainer, None
+        if explainer is not None:
+            await explainer.aclose()
         log.info("shutdown_complete")
         flush()
 
@@ -169,14 +180,32 @@ def create_app(
     # (~12 us per request for the OIP router's 8 routes): routes are added as the app's own.
     predict_route = declare_predict(app, batch)
     infer_routes = oip.declare_infer(app)
+    explain_batch = batch_type(settings.explain_max_batch, "ExplainBatch")
+    explain_route = declare_explain(app, explain_batch)
+    oip_explain_route = declare_oip_explain(app)
     for module_router in (router, oip.router):
         app.router.routes.extend(module_router.routes)
     install_handlers(app)
+    # inside PredictEndpoint, which answers /v1/predict first: no cost on predict's path
+    app.add_middleware(
+        ExplainEndpoint,
+        state=state,
+        route=explain_route,
+        oip_route=oip_explain_route,
+        batch=TypeAdapter(explain_batch),
+    )
     # innermost of the three: the instrumentator and the request context see it like a route
     app.add_middleware(PredictEndpoint, state=state, route=predict_route, infer_routes=infer_routes)
     keys = settings.api_key_list()
     if keys:  # outside the predict endpoint, inside the metrics: 401s are counted
         app.add_middleware(ApiKeyAuth, keys=keys, failures=state.metrics.auth_failures)
+    add_http_metrics(app, registry)  # /metrics is served on its own port (service.cli)
+    app.add_middleware(RequestContextMiddleware, in_flight=state.metrics.in_flight)
+    return app
+
+
+def add_http_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
+    """HTTP RED metrics of every counted route (the explainer's app uses it too)."""
     instrumentator = Instrumentator(
         should_group_status_codes=False,
         should_ignore_untemplated=True,
@@ -199,9 +228,7 @@ def create_app(
             ),
         )
     )
-    instrumentator.instrument(app)  # /metrics is served on its own port (service.cli)
-    app.add_middleware(RequestContextMiddleware, in_flight=state.metrics.in_flight)
-    return app
+    instrumentator.instrument(app)
 
 
 def create_app_from_env() -> FastAPI:

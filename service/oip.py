@@ -54,7 +54,7 @@ class OipError(BaseModel):
     error: str
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses of an operation, in the protocol's error shape."""
     text = {
         400: "Invalid inference request (also what /v1 answers 422 for).",
@@ -83,7 +83,7 @@ def _invalid(message: str, reason: str = "wrong_type", field: str = "body") -> I
     return InvalidInputError(message, [detail], [(reason, field)])
 
 
-def _model(state: AppState, name: str, version: str | None) -> Any:
+def served_model(state: AppState, name: str, version: str | None) -> Any:
     """The Predictor if `name` (and `version`, when given) is what this server serves."""
     if name != state.settings.model_name:
         raise ModelNotFoundError(
@@ -189,7 +189,7 @@ async def answer_infer(
     parts = path.split("/")  # "", "v2", "models", name, ["versions", version,] "infer"
     if len(parts) not in (5, 7) or (len(parts) == 7 and parts[4] != "versions"):
         raise ModelNotFoundError(f"no inference endpoint at {path[:200]!r}")
-    predictor = _model(state, parts[3], parts[5] if len(parts) == 7 else None)
+    predictor = served_model(state, parts[3], parts[5] if len(parts) == 7 else None)
     context["model_version"] = predictor.version
     media = content_type.split(";")[0].strip().lower()
     if media not in ("", "application/json"):
@@ -234,7 +234,7 @@ def _state(request: Request) -> AppState:
 
 def _metadata(state: AppState, name: str, version: str | None) -> Response:
     try:
-        predictor = _model(state, name, version)
+        predictor = served_model(state, name, version)
     except ServiceError as exc:
         return Response(error_answer(None, exc)[1], exc.status, media_type="application/json")
     return _json(
@@ -250,7 +250,7 @@ def _metadata(state: AppState, name: str, version: str | None) -> Response:
 
 def _ready(state: AppState, name: str, version: str | None) -> Response:
     try:
-        _model(state, name, version)
+        served_model(state, name, version)
     except ServiceError as exc:
         return Response(error_answer(None, exc)[1], exc.status, media_type="application/json")
     return _json({"name": name, "ready": True})
@@ -264,7 +264,7 @@ async def live() -> Response:
 @router.get(
     "/v2/health/ready",
     summary="Server ready (OIP): 503 until the model is loaded",
-    responses=_errors(503),
+    responses=errors(503),
 )
 async def ready(request: Request) -> Response:
     state = _state(request)
@@ -280,7 +280,7 @@ async def server_metadata(request: Request) -> Response:
 @router.get(
     "/v2/models/{model_name}",
     summary="Model metadata (OIP)",
-    responses=_errors(404, 503),
+    responses=errors(404, 503),
 )
 async def model_metadata(request: Request, model_name: str) -> Response:
     return _metadata(_state(request), model_name, None)
@@ -289,14 +289,14 @@ async def model_metadata(request: Request, model_name: str) -> Response:
 @router.get(
     "/v2/models/{model_name}/versions/{model_version}",
     summary="Model metadata (OIP)",
-    responses=_errors(404, 503),
+    responses=errors(404, 503),
 )
 async def version_metadata(request: Request, model_name: str, model_version: str) -> Response:
     return _metadata(_state(request), model_name, model_version)
 
 
 @router.get(
-    "/v2/models/{model_name}/ready", summary="Model ready (OIP)", responses=_errors(404, 503)
+    "/v2/models/{model_name}/ready", summary="Model ready (OIP)", responses=errors(404, 503)
 )
 async def model_ready(request: Request, model_name: str) -> Response:
     return _ready(_state(request), model_name, None)
@@ -305,7 +305,7 @@ async def model_ready(request: Request, model_name: str) -> Response:
 @router.get(
     "/v2/models/{model_name}/versions/{model_version}/ready",
     summary="Model ready (OIP)",
-    responses=_errors(404, 503),
+    responses=errors(404, 503),
 )
 async def version_ready(request: Request, model_name: str, model_version: str) -> Response:
     return _ready(_state(request), model_name, model_version)
@@ -329,7 +329,7 @@ def declare_infer(app: FastAPI) -> tuple[APIRoute, APIRoute]:
         "methods": ["POST"],
         "summary": INFER_SUMMARY,
         "tags": list(router.tags),
-        "responses": _errors(400, 404, 413, 415, 503),
+        "responses": errors(400, 404, 413, 415, 503),
     }
     app.add_api_route(INFER_PATHS[0], infer, **options)
     app.add_api_route(INFER_PATHS[1], infer_version, **options)

@@ -35,7 +35,7 @@ class ClientGoneError(Exception):
     """The client disconnected before sending its whole body: nobody to answer."""
 
 
-async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+async def body_chunks(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -90,7 +90,7 @@ class PredictEndpoint:
             request = (
                 content_type.decode("latin-1"),
                 content_length,
-                _body_chunks(receive),
+                body_chunks(receive),
                 request_state["request_id"],
                 request_state["log_context"],
             )

@@ -11,6 +11,7 @@ import orjson
 import structlog
 from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response
 from fastapi.routing import APIRoute
+from pydantic import TypeAdapter
 
 from service.errors import (
     InjectedFaultError,
@@ -21,7 +22,14 @@ from service.errors import (
     UnsupportedMediaTypeError,
 )
 from service.predictor import Predictor
-from service.schemas import READING, ErrorResponse, Health, PredictResponse, Reading
+from service.schemas import (
+    READING,
+    ErrorResponse,
+    ExplainResponse,
+    Health,
+    PredictResponse,
+    Reading,
+)
 from service.state import AppState
 from service.validation import N_FIELDS, validate_readings
 
@@ -57,6 +65,26 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "model": ErrorResponse,
         "description": "Unexpected server error (a bug): no traceback in the body; the stack "
         "is in the log line with the same request id.",
+    },
+}
+
+EXPLAIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    422: {
+        "model": ErrorResponse,
+        "description": "A reading or the batch is invalid (at most FAULTLINE_EXPLAIN_MAX_BATCH "
+        "readings); `details` as on /v1/predict.",
+    },
+    502: {"model": ErrorResponse, "description": "The explainer answered something unusable."},
+    503: {
+        "model": ErrorResponse,
+        "description": "No model loaded; explanations off (FAULTLINE_EXPLAINER_URL empty); the "
+        "explainer unreachable, not ready or busy (`explainer_unavailable`); or it serves "
+        "another model version (`explainer_version_mismatch`).",
+    },
+    504: {
+        "model": ErrorResponse,
+        "description": "No answer from the explainer within FAULTLINE_EXPLAIN_TIMEOUT_SECONDS.",
     },
 }
 
@@ -110,10 +138,21 @@ def _too_large(what: str, max_batch: int, most: int) -> NoReturn:
 def check_readings(payload: Any, state: AppState) -> list[dict[str, Any]]:
     """Validated readings from a parsed body; 422 (InvalidInputError) otherwise."""
     if not isinstance(payload, dict):
-        message = 'body must be a JSON object: one reading or {"instances": [...]}'
-        detail = {"loc": ["body"], "reason": "wrong_type", "message": message}
-        raise InvalidInputError(message, [detail], [("wrong_type", "body")])
+        raise _not_an_object()
     return validate_readings(payload, READING, state.batch_adapter, state.settings.max_batch)
+
+
+def check_payload(payload: Any, batch: TypeAdapter[Any], max_batch: int) -> list[dict[str, Any]]:
+    """check_readings with another batch limit (`batch` validates it): POST /v1/explain."""
+    if not isinstance(payload, dict):
+        raise _not_an_object()
+    return validate_readings(payload, READING, batch, max_batch)
+
+
+def _not_an_object() -> InvalidInputError:
+    message = 'body must be a JSON object: one reading or {"instances": [...]}'
+    detail = {"loc": ["body"], "reason": "wrong_type", "message": message}
+    return InvalidInputError(message, [detail], [("wrong_type", "body")])
 
 
 def declare_predict(app: FastAPI, batch: Any) -> APIRoute:
@@ -122,18 +161,43 @@ def declare_predict(app: FastAPI, batch: Any) -> APIRoute:
     metrics and logs. service.predict_endpoint.PredictEndpoint answers every POST in front of
     the router (with `answer_predict`), so the declared body never runs."""
 
-    async def predict(payload: Any) -> Response:
-        raise RuntimeError(
-            "POST /v1/predict is answered by service.predict_endpoint.PredictEndpoint"
-        )
-
-    predict.__annotations__["payload"] = Annotated[Union[Reading, batch], Body()]  # noqa: UP007
-    app.post(
+    return _declare_body_route(
+        app,
         "/v1/predict",
+        batch,
+        "service.predict_endpoint.PredictEndpoint",
         response_model=PredictResponse,
         responses=ERRORS,
         summary="Failure probability and decision for one reading or a batch",
-    )(predict)
+    )
+
+
+def declare_explain(app: FastAPI, batch: Any) -> APIRoute:
+    """Declare POST /v1/explain like /v1/predict (its batch type carries the explain limit);
+    service.explain.ExplainEndpoint answers it."""
+    return _declare_body_route(
+        app,
+        "/v1/explain",
+        batch,
+        "service.explain.ExplainEndpoint",
+        response_model=ExplainResponse,
+        responses=EXPLAIN_ERRORS,
+        summary="Per-feature attributions of the failure score, from the explainer",
+    )
+
+
+def _declare_body_route(
+    app: FastAPI, path: str, batch: Any, answered_by: str, **options: Any
+) -> APIRoute:
+    """A POST route whose body is one reading or a batch; `answered_by`, an ASGI endpoint in
+    front of the router, answers it."""
+
+    async def endpoint(payload: Any) -> Response:
+        raise RuntimeError(f"POST {path} is answered by {answered_by}")
+
+    endpoint.__annotations__["payload"] = Annotated[Union[Reading, batch], Body()]  # noqa: UP007
+    endpoint.__name__ = path.rsplit("/", 1)[-1]  # the OpenAPI operation id
+    app.post(path, **options)(endpoint)
     route = app.router.routes[-1]
     assert isinstance(route, APIRoute)
     return route

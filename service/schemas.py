@@ -52,10 +52,11 @@ def batch_adapter(max_batch: int) -> TypeAdapter[Any]:
     return TypeAdapter(batch_type(max_batch))
 
 
-def batch_type(max_batch: int) -> Any:
-    """`{"instances": [...]}` with the configured batch limit in its schema."""
-    Batch = TypedDict(  # noqa: UP013 (the limit is a runtime setting)
-        "Batch",
+def batch_type(max_batch: int, title: str = "Batch") -> Any:
+    """`{"instances": [...]}` with the configured batch limit in its schema (`title`: its
+    OpenAPI name, one per limit)."""
+    Batch = TypedDict(  # type: ignore[misc]  # noqa: UP013 (the limit is a runtime setting)
+        title,
         {
             "instances": Annotated[
                 list[Reading],  # type: ignore[valid-type]
@@ -73,7 +74,7 @@ def batch_type(max_batch: int) -> Any:
     Batch.__pydantic_config__ = ConfigDict(  # type: ignore[attr-defined]
         extra="forbid",
         strict=True,
-        title="Batch",
+        title=title,
         json_schema_extra={"examples": [{"instances": [_example()] * 2}]},
     )
     return Batch
@@ -102,6 +103,35 @@ class PredictResponse(BaseModel):
     request_id: str = Field(description="Echo of X-Request-ID (or the generated one).")
     threshold: float = Field(description="Decision threshold of the bundle.")
     predictions: list[PredictionOut]
+
+
+class ExplanationOut(BaseModel):
+    """Why the model scored one reading as it did: additive attributions per raw feature."""
+
+    failure_probability: float = Field(
+        ge=0, le=1, description="Calibrated P(machine failure), as POST /v1/predict answers it."
+    )
+    raw_score: float = Field(
+        description="The model's score before calibration, in the unit `output` names: "
+        "base_value + the sum of attributions."
+    )
+    attributions: dict[str, float] = Field(
+        description="Each raw feature's contribution to raw_score (positive: towards failure)."
+    )
+
+
+class ExplainResponse(BaseModel):
+    """Explanations in request order, from the explainer serving this service's bundle."""
+
+    model_config = ConfigDict(protected_namespaces=())
+    model_version: str = Field(description="Version of the bundle that answered.")
+    request_id: str = Field(description="Echo of X-Request-ID (or the generated one).")
+    output: Literal["log-odds", "probability"] = Field(
+        description="The unit of base_value, raw_score and attributions."
+    )
+    base_value: float = Field(description="The expected raw score over the reference data.")
+    features: list[str] = Field(description="Feature names, in the contract's order.")
+    explanations: list[ExplanationOut]
 
 
 class ErrorBody(BaseModel):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
 from service.config import Settings
 from service.metrics import ServiceMetrics
 from service.predictor import Predictor
+
+if TYPE_CHECKING:
+    from service.explainer_client import ExplainerProxy
 
 
 @dataclass
@@ -24,6 +27,7 @@ class AppState:
     not_ready_reason: str = "the model bundle is still loading"
     model_body: bytes | None = None  # GET /v1/model, rendered once at load
     ready_body: bytes | None = None  # GET /readyz when ready
+    explainer: ExplainerProxy | None = None  # set in the lifespan when FAULTLINE_EXPLAINER_URL is
     # one large request's CPU steps at a time (see service.routes.LARGE_BODY)
     large_requests: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 

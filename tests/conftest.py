@@ -2,7 +2,7 @@
 
 - `bundle_path` / `service_settings` / `client`: a bundle trained by the project's own
   `training.train` on 2,000 rows with one fixed setting (no tuning grid), 2-fold sigmoid
-  calibration and no report plots: a real Pipeline, a
+  calibration, no report plots and no attributions: a real Pipeline, a
   real serving form that passed the parity check, a verified manifest, in about a second, once
   per run (shared by the test workers). Unit, integration and contract tests use it: they test
   code paths, not how good the model is.
@@ -158,6 +158,7 @@ def train_tiny(tmp: Path, rows: int = TINY_ROWS, seed: int = FIXTURE_SEED) -> Tr
         calibration=("sigmoid",),
         calibration_folds=2,
         n_jobs=1,
+        explain=False,  # shap's import alone takes seconds; the explainer tests use `trained`
         gate=QualityGate(
             min_roc_auc=0.0,
             min_pr_auc=0.0,

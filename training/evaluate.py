@@ -222,6 +222,35 @@ def calibration_figure(y: np.ndarray, scores: np.ndarray, threshold: float) -> A
     return fig
 
 
+def attribution_section(metadata: dict[str, Any]) -> str:
+    """The model card's attribution summary (empty for metadata written before it existed)."""
+    from training.explain import SUMMARY_FILE, dependence_file, top_features
+
+    explanation = metadata.get("explanation")
+    if not explanation:
+        return ""
+    mean_abs = explanation["mean_abs"]
+    rows = "\n".join(f"| {f} | {v:.4f} |" for f, v in sorted(mean_abs.items(), key=lambda i: -i[1]))
+    links = ", ".join(f"[{f}]({dependence_file(f)})" for f in top_features(mean_abs))
+    return f"""
+## Attributions (held-out)
+Exact SHAP attributions of the model's raw score ({explanation["output"]}, which the
+calibration maps monotonically to the probability) on {explanation["rows"]} held-out readings,
+per raw reading: engineered features are split equally among the readings they are computed
+from, the one-hot columns go to product_type (docs/training.md, Explanations). For every
+reading, base value {explanation["base_value"]:.4f} + its attributions = its raw score. Where
+permutation importance (feature_importance.png) says how much PR-AUC a reading carries, these
+say which way, and how far, each reading moves each answer.
+
+| feature | mean abs attribution |
+|---|---|
+{rows}
+
+Plots in the run's reports folder: [{SUMMARY_FILE}]({SUMMARY_FILE}) (every reading, every
+feature); dependence on the top features: {links}.
+"""
+
+
 def model_card(metadata: dict[str, Any]) -> str:
     """A Markdown model card from the bundle metadata."""
     from training.fidelity import render_fidelity
@@ -295,7 +324,7 @@ predictions for readings the model did not train on), chosen by validation log l
 Confusion matrix at the threshold: TN {cm["tn"]}, FP {cm["fp"]}, FN {cm["fn"]}, TP {cm["tp"]}.
 
 Quality gate: `{metadata["params"]["gate"]}`.
-
+{attribution_section(metadata)}
 ## Provenance
 Created {metadata["created_at"]} from commit `{metadata["git_commit"]}` with Python
 {metadata["python_version"]} and scikit-learn {metadata["sklearn_version"]}.

@@ -40,6 +40,7 @@ from training.evaluate import (
     verdict,
     write_plots,
 )
+from training.explain import explanation_entry, holdout_attributions, write_attribution_plots
 from training.export import PARITY_TOLERANCE, UnsupportedPipelineError, check_parity, export_serving
 from training.fidelity import fidelity_report, render_fidelity
 from training.pipeline import build_pipeline, candidate_estimators
@@ -95,6 +96,8 @@ class TrainConfig:
     name: str = "faultline-failure"
     # CV PR-AUC differences below this are noise at 10k rows: the cheapest to serve wins then
     tie_tolerance: float = 0.005
+    # held-out attributions: the bundle's `explanation` reference and the report plots (shap)
+    explain: bool = True
 
 
 @dataclass
@@ -108,6 +111,7 @@ class TrainResult:
     seconds: float
     gate_failures: list[str]
     metadata: dict[str, Any]
+    attribution_plots: list[Path] = field(default_factory=list)  # in report_dir
 
 
 # What a params file (the `train` section of the DVC pipeline's params.yaml) may set
@@ -367,6 +371,17 @@ def train(
     version = f"{created:%Y%m%dT%H%M%SZ}-{hashlib.sha256(params_blob).hexdigest()[:8]}"
     report_dir = reports_root / version
     write_plots(model, X_test, y_test, test_scores, threshold, report_dir, config.seed)
+    explanation: dict[str, Any] | None = None
+    attribution_plots: list[Path] = []
+    if config.explain:
+        t0 = time.perf_counter()
+        attributions, sample = holdout_attributions(model, X_test, version, config.seed)
+        explanation = explanation_entry(attributions)
+        attribution_plots = write_attribution_plots(attributions, sample, report_dir)
+        progress(
+            f"attributions ({explanation['output']}) of {explanation['rows']} held-out readings "
+            f"and {len(attribution_plots)} plots ({time.perf_counter() - t0:.1f} s)"
+        )
     metadata: dict[str, Any] = {
         "name": config.name,
         "version": version,
@@ -395,6 +410,7 @@ def train(
         "candidates": {n: float(s.best_score_) for n, s in searches.items()},
         "serving_cost": {n: serving_cost(s.best_estimator_) for n, s in searches.items()},
         "metrics": metrics,
+        "explanation": explanation,
         "fidelity": fidelity,
         "params": {
             "seed": config.seed,
@@ -423,7 +439,14 @@ def train(
         extra = serving_files(model, X_test, progress)
         bundle_path = write_bundle(models_dir, version, model, metadata, reference, card, extra)
     return TrainResult(
-        version, metrics, bundle_path, report_dir, time.perf_counter() - started, failures, metadata
+        version,
+        metrics,
+        bundle_path,
+        report_dir,
+        time.perf_counter() - started,
+        failures,
+        metadata,
+        attribution_plots,
     )
 
 

@@ -1,26 +1,33 @@
-"""Every setting the service reads is named in docs/service.md (its table, or prose)."""
+"""Every setting the service and the explainer read is named in docs/service.md (its tables,
+or prose)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic_settings import BaseSettings
+
+from explainer.config import ExplainerSettings
 from service.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-PREFIX = str(Settings.model_config.get("env_prefix", ""))
 
 
-def undocumented(docs: str) -> list[str]:
+def undocumented(docs: str, settings: type[BaseSettings] = Settings) -> list[str]:
     """The environment names of settings that `docs` never names in backticks."""
-    names = [f"{PREFIX}{field}".upper() for field in Settings.model_fields]
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    names = [f"{prefix}{field}".upper() for field in settings.model_fields]
     return [name for name in names if f"`{name}`" not in docs]
 
 
 def test_every_setting_is_named_in_the_service_docs() -> None:
-    missing = undocumented((ROOT / "docs" / "service.md").read_text())
+    docs = (ROOT / "docs" / "service.md").read_text()
+    missing = undocumented(docs) + undocumented(docs, ExplainerSettings)
     assert not missing, f"settings docs/service.md never names: {missing}"
 
 
 def test_the_check_sees_a_setting_the_docs_drop() -> None:
     docs = (ROOT / "docs" / "service.md").read_text().replace("`FAULTLINE_MODEL_NAME`", "")
     assert undocumented(docs) == ["FAULTLINE_MODEL_NAME"]
+    docs = docs.replace("`FAULTLINE_EXPLAINER_WINDOW`", "")
+    assert undocumented(docs, ExplainerSettings) == ["FAULTLINE_EXPLAINER_WINDOW"]

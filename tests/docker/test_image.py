@@ -21,6 +21,7 @@ from model import features as F
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "faultline:test"
+EXPLAINER_IMAGE = "faultline-explainer:test"  # `make image` builds it from the same layers
 DRAIN_SECONDS = 5
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
@@ -47,7 +48,10 @@ def image() -> str:
         pytest.skip("no Docker engine")
     # one candidate: what is tested here is the image, not model selection (tests/model)
     result = subprocess.run(
-        ["make", "-s", "image", f"IMAGE={IMAGE}", "TRAIN_ARGS=--candidates hist_gradient_boosting"],
+        [
+            *("make", "-s", "image", f"IMAGE={IMAGE}", f"EXPLAINER_IMAGE={EXPLAINER_IMAGE}"),
+            "TRAIN_ARGS=--candidates hist_gradient_boosting",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -152,3 +156,71 @@ def test_the_dockerfile_copies_whole_packages_not_hand_picked_files() -> None:
     ]
     picked = [line for line in copies if ".py " in line + " " or line.count("/ ") > 1]
     assert copies and not picked, picked
+
+
+HAS_SHAP = "import importlib.util as u; print(u.find_spec('shap') is not None)"
+
+
+def test_only_the_explainer_image_has_shap(image: str) -> None:
+    """The service image stays free of the explainer's libraries; the explainer image is the
+    service image's layers plus them."""
+    assert _docker("run", "--rm", "--entrypoint", "python3", image, "-c", HAS_SHAP) == "False"
+    with_shap = _docker("run", "--rm", "--entrypoint", "python3", EXPLAINER_IMAGE, "-c", HAS_SHAP)
+    assert with_shap == "True"
+    layers = [
+        json.loads(_docker("inspect", "-f", "{{json .RootFS.Layers}}", name))
+        for name in (image, EXPLAINER_IMAGE)
+    ]
+    # the service image's layers up to its last file change, bundle included, are shared
+    assert layers[1][: len(layers[0])] == layers[0]
+
+
+def test_explainer_container_explains_the_baked_bundle(image: str) -> None:
+    """Hardened like the service (read-only root, no capabilities, non-root): ready on the
+    bundle the service image serves, explains a reading, publishes its attribution gauges."""
+    port, metrics_port = free_port(), free_port()
+    name = f"faultline-explainer-test-{port}"
+    _docker(
+        *("run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL"),
+        *("--security-opt", "no-new-privileges"),
+        *("-p", f"127.0.0.1:{port}:8001", "-p", f"127.0.0.1:{metrics_port}:9101"),
+        EXPLAINER_IMAGE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120  # SHAP's import and the warm-up explanation
+        while True:
+            try:
+                ready = httpx.get(f"{url}/readyz", timeout=1)
+                if ready.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, _docker("logs", name, check=False)
+            time.sleep(0.5)
+        served = _docker(
+            *("run", "--rm", "--entrypoint", "sh", image, "-c", "ls /models"),
+        ).split()
+        assert ready.json()["model_version"] in served  # the service image's own bundle
+        response = httpx.post(f"{url}/v1/explain", json=F.example_reading(), timeout=30)
+        assert response.status_code == 200, response.text
+        [explanation] = response.json()["explanations"]
+        assert list(explanation["attributions"]) == list(F.FEATURE_NAMES)
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        assert "faultline_attribution_mean_abs{" in metrics
+        assert _docker("exec", name, "id", "-u") != "0"
+    finally:
+        _docker("rm", "-f", name, check=False)
+
+
+def test_the_explainer_build_reuses_the_service_dependency_layers() -> None:
+    """service/Dockerfile.explainer repeats the deps stage to reach the same lock exports; a
+    drift would rebuild (and maybe resolve) the runtime dependencies a second way."""
+
+    def deps(name: str) -> str:
+        text = (ROOT / "service" / name).read_text()
+        return text[
+            text.index("# --- deps:") : text.index("\n# --- ", text.index("# --- deps:") + 1)
+        ]
+
+    assert deps("Dockerfile") == deps("Dockerfile.explainer")

@@ -15,7 +15,7 @@ import pytest
 from loadtest.stack import service
 from model import features as F
 from tests.conftest import metric_value
-from tests.integration.helpers import schemathesis
+from tests.integration.helpers import explainer, schemathesis
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,17 @@ def test_multiprocess_metrics_add_up(bundle_path: Path, tmp_path: Path) -> None:
     reason="schemathesis CLI not installed",
 )
 def test_schemathesis_finds_nothing(bundle_path: Path, tmp_path: Path) -> None:
-    with service(bundle_path, tmp_path / "server.log", FAULTLINE_OPENAPI="true") as running:
+    # with its explainer: /v1/explain's 503 while explanations are off would be a server error
+    with (
+        explainer(bundle_path, tmp_path / "explainer.log") as explaining,
+        service(
+            bundle_path,
+            tmp_path / "server.log",
+            FAULTLINE_OPENAPI="true",
+            FAULTLINE_EXPLAINER_URL=explaining.url,
+            FAULTLINE_EXPLAIN_TIMEOUT_SECONDS="60",  # a loaded 2-core machine: never a 504
+        ) as running,
+    ):
         result = schemathesis(
             f"{running.url}/openapi.json", tmp_path, "--checks", "all", "--max-examples", "60"
         )

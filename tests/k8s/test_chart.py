@@ -71,6 +71,11 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
+def is_explainer(labels: dict[str, str]) -> bool:
+    """Whether pod labels are the explainer's (its own component; never a serving pod)."""
+    return labels.get("app.kubernetes.io/component") == "explainer"
+
+
 @pytest.fixture(scope="module", params=VALUES_FILES, ids=lambda p: p.name)
 def rendered(request: pytest.FixtureRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     values = values_of(request.param)
@@ -107,16 +112,31 @@ def test_selectors_match_pod_labels(rendered: tuple[dict[str, Any], list[dict[st
             w["spec"]["selector"]["matchLabels"], w["spec"]["template"]["metadata"]["labels"]
         )
         assert "helm.sh/chart" not in w["spec"]["selector"]["matchLabels"]
+    # The serving pods (every track) and the explainer's are two groups: no selector of the
+    # chart mixes them; a PDB or NetworkPolicy selects every pod of its group.
+    groups = [is_explainer(labels) for labels in pod_labels]
+
+    def members(selector: dict[str, str]) -> tuple[bool, list[bool]]:
+        """(the one group the selector selects from, whether it selects each of its pods)."""
+        [group] = {
+            g for g, labels in zip(groups, pod_labels, strict=True) if selects(selector, labels)
+        }
+        chosen = [
+            selects(selector, pod) for g, pod in zip(groups, pod_labels, strict=True) if g == group
+        ]
+        return group, chosen
+
     for service in by_kind(objects, "Service"):
-        assert any(selects(service["spec"]["selector"], labels) for labels in pod_labels)
-    for pdb in by_kind(objects, "PodDisruptionBudget"):
-        assert all(selects(pdb["spec"]["selector"]["matchLabels"], labels) for labels in pod_labels)
+        members(service["spec"]["selector"])
+    for pdb in by_kind(objects, "PodDisruptionBudget"):  # the serving pods' budget only
+        assert members(pdb["spec"]["selector"]["matchLabels"]) == (
+            False,
+            [True] * groups.count(False),
+        )
     for policy in by_kind(objects, "NetworkPolicy"):
         if policy["metadata"]["name"].endswith("-helm-test"):
             continue  # the helm test pod's own policy (tests/k8s/test_workload_safety.py)
-        assert all(
-            selects(policy["spec"]["podSelector"]["matchLabels"], labels) for labels in pod_labels
-        )
+        assert all(members(policy["spec"]["podSelector"]["matchLabels"])[1])
     for monitor in by_kind(objects, "ServiceMonitor"):
         services = [
             s
@@ -124,9 +144,13 @@ def test_selectors_match_pod_labels(rendered: tuple[dict[str, Any], list[dict[st
             if selects(monitor["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])
         ]
         assert services
+        if is_explainer(monitor["spec"]["selector"]["matchLabels"]):
+            assert all(is_explainer(s["spec"]["selector"]) for s in services)
+            continue
+        assert not any(is_explainer(s["spec"]["selector"]) for s in services)
         assert monitor["spec"]["podTargetLabels"] == ["track", "model-bundle"]
         assert all(
-            "track" in labels or w["kind"] == "Rollout"
+            "track" in labels or w["kind"] == "Rollout" or is_explainer(labels)
             for labels, w in zip(pod_labels, workloads, strict=True)
         )
 
@@ -148,6 +172,20 @@ def test_ports_agree(rendered: tuple[dict[str, Any], list[dict[str, Any]]]) -> N
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 assert container[probe]["httpGet"]["port"] == "http"
                 assert container[probe]["timeoutSeconds"] >= 1  # never the silent 1 s default
+        for container in (c for c in spec["containers"] if c["name"] == "explainer"):
+            env = {e["name"]: e.get("value") for e in container["env"]}
+            assert container["ports"] == [
+                {"name": "http", "containerPort": 8001, "protocol": "TCP"},
+                {
+                    "name": "metrics",
+                    "containerPort": int(env["FAULTLINE_EXPLAINER_METRICS_PORT"]),
+                    "protocol": "TCP",
+                },
+            ]
+            assert container["args"][-2:] == ["--port", "8001"]
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert container[probe]["httpGet"]["port"] == "http"
+                assert container[probe]["timeoutSeconds"] >= 1
     for service in by_kind(objects, "Service"):
         assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http", "metrics"]
     for ingress in by_kind(objects, "Ingress"):  # the ingress never routes /metrics
@@ -164,6 +202,13 @@ def test_grace_period_covers_prestop_and_drain(
     _, objects = rendered
     for metadata, spec in pod_specs(objects):
         if metadata["labels"].get("app.kubernetes.io/component") == "helm-test":
+            continue
+        if is_explainer(metadata["labels"]):  # no drain setting: the preStop sleep must fit
+            [container] = spec["containers"]
+            assert (
+                int(container["lifecycle"]["preStop"]["exec"]["command"][1])
+                < spec["terminationGracePeriodSeconds"]
+            )
             continue
         container = next(c for c in spec["containers"] if c["name"] == "faultline")
         pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
@@ -318,8 +363,20 @@ def test_embedded_rules_and_dashboards_are_identical_to_their_sources() -> None:
         {"service": {"prot": 80}},
         {"canary": {"trafficSplit": "dns"}},
         {"model": {"bundleSha256": "ABC"}},
+        {"explainer": {"enabeld": True}},
+        {"explainer": {"enabled": True, "metricsPort": 8001}},
+        {"explainer": {"probes": {"startup": {"timeoutSeconds": 0}}}},
     ],
-    ids=["misspelled key", "wrong type", "nested typo", "bad enum", "bad bundle hash"],
+    ids=[
+        "misspelled key",
+        "wrong type",
+        "nested typo",
+        "bad enum",
+        "bad bundle hash",
+        "explainer typo",
+        "explainer metrics on its API port",
+        "explainer probe timeout below 1 s",
+    ],
 )
 def test_schema_rejects_bad_values(bad: dict[str, Any]) -> None:
     with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmValuesError):
@@ -390,3 +447,115 @@ def test_kserve_mode_refuses_the_charts_own_rollouts_and_needs_a_storage_uri() -
         render({"kserve": {"enabled": True}, "rollout": {"enabled": True}})
     with pytest.raises(helm.HelmError, match="storageUri"):
         render({"kserve": {"enabled": True, "inferenceService": {"enabled": True}}})
+
+
+EXPLAINER_VALUES = CHART / "ci" / "explainer-values.yaml"
+
+
+def _env(container: dict[str, Any]) -> dict[str, str | None]:
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+
+def _explainer_objects(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objects if o["metadata"]["name"] == "faultline-explainer"]
+
+
+def test_explainer_is_off_by_default() -> None:
+    objects = render({}) + render({}, tests=True)
+    assert not _explainer_objects(objects)
+    for metadata, spec in pod_specs(objects):
+        assert not is_explainer(metadata["labels"])
+        for container in spec["containers"]:
+            assert "FAULTLINE_EXPLAINER_URL" not in _env(container)
+
+
+def test_explainer_renders_and_the_service_finds_it() -> None:
+    objects = render(values_of(EXPLAINER_VALUES))
+    mine = {o["kind"]: o for o in _explainer_objects(objects)}
+    assert set(mine) == {"Deployment", "Service", "ServiceMonitor", "NetworkPolicy"}
+    deployment, service = mine["Deployment"], mine["Service"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "ghcr.io/faultline-ml/faultline-explainer:0.1.0"
+    assert container["args"][:3] == ["python3", "-m", "explainer"]
+    assert container["args"][container["args"].index("--model-dir") + 1] == "/models"
+    # the URL the service's pods get names the explainer Service's API port, which reaches the
+    # explainer container's API port (and the Service selects the explainer pods)
+    [serving] = by_kind(objects, "Deployment")[:1]
+    assert serving["metadata"]["name"] == "faultline"
+    url = _env(serving["spec"]["template"]["spec"]["containers"][0])["FAULTLINE_EXPLAINER_URL"]
+    [http] = [p for p in service["spec"]["ports"] if p["name"] == "http"]
+    assert url == f"http://{service['metadata']['name']}:{http['port']}"
+    [api] = [p for p in container["ports"] if p["name"] == http["targetPort"]]
+    assert api["containerPort"] == 8001
+    assert selects(
+        service["spec"]["selector"], deployment["spec"]["template"]["metadata"]["labels"]
+    )
+    # the service's own Service, PDB and ServiceMonitor never pick up the explainer
+    [main_service] = [
+        s for s in by_kind(objects, "Service") if s["metadata"]["name"] == "faultline"
+    ]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert not selects(main_service["spec"]["selector"], labels)
+    monitors = {m["metadata"]["name"]: m for m in by_kind(objects, "ServiceMonitor")}
+    assert not selects(
+        monitors["faultline"]["spec"]["selector"]["matchLabels"], service["metadata"]["labels"]
+    )
+    assert selects(
+        monitors["faultline-explainer"]["spec"]["selector"]["matchLabels"],
+        service["metadata"]["labels"],
+    )
+    assert monitors["faultline-explainer"]["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+@pytest.mark.parametrize(
+    ("extra", "kinds"),
+    [
+        ({"canary": {"enabled": True, "image": {"tag": "next"}}}, ["Deployment", "Deployment"]),
+        ({"rollout": {"enabled": True}}, ["Rollout"]),
+    ],
+    ids=["canary", "rollout"],
+)
+def test_every_serving_track_gets_the_explainer_url(
+    extra: dict[str, Any], kinds: list[str]
+) -> None:
+    objects = render({**values_of(EXPLAINER_VALUES), **extra})
+    serving = [
+        o
+        for o in objects
+        if o["kind"] in ("Deployment", "Rollout") and o["metadata"]["name"] != "faultline-explainer"
+    ]
+    assert [o["kind"] for o in serving] == kinds
+    for workload in serving:
+        container = workload["spec"]["template"]["spec"]["containers"][0]
+        assert _env(container)["FAULTLINE_EXPLAINER_URL"] == "http://faultline-explainer:8001"
+
+
+def test_explainer_image_follows_the_service_tag_but_never_its_digest() -> None:
+    def image(values: dict[str, Any]) -> str:
+        [deployment] = [o for o in _explainer_objects(render(values)) if o["kind"] == "Deployment"]
+        return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
+
+    on: dict[str, Any] = {"explainer": {"enabled": True}}
+    repository = "ghcr.io/faultline-ml/faultline-explainer"
+    assert image({**on, "image": {"tag": "abc"}}) == f"{repository}:abc"
+    assert image({**on, "image": {"digest": "sha256:" + "a" * 64}}) == f"{repository}:0.1.0"
+    own = {"enabled": True, "image": {"digest": "sha256:" + "b" * 64}}
+    assert image({"explainer": own, "image": {"tag": "abc"}}) == f"{repository}@sha256:{'b' * 64}"
+
+
+@pytest.mark.parametrize("source", ["bundle-volume-values.yaml", "bundle-init-values.yaml"])
+def test_explainer_reads_the_same_bundle_as_the_service(source: str) -> None:
+    values = {**values_of(CHART / "ci" / source), "explainer": {"enabled": True}}
+    specs = {is_explainer(m["labels"]): s for m, s in pod_specs(render(values))}
+    service, explainer = specs[False], specs[True]
+    bundle = [v for v in service["volumes"] if v["name"] == "bundle"]
+    assert bundle and [v for v in explainer["volumes"] if v["name"] == "bundle"] == bundle
+    assert explainer.get("initContainers") == service.get("initContainers")
+    [mount] = [m for m in explainer["containers"][0]["volumeMounts"] if m["name"] == "bundle"]
+    assert mount == {"name": "bundle", "mountPath": "/models", "readOnly": True}
+
+
+def test_refuses_the_explainer_with_kserve() -> None:
+    values = {**values_of(CHART / "ci" / "kserve-values.yaml"), "explainer": {"enabled": True}}
+    with pytest.raises(helm.HelmError, match=r"explainer\.enabled"):
+        render(values)

@@ -49,3 +49,20 @@ def test_kustomize_builds(path: Path) -> None:
         assert any(o["metadata"]["name"] == "faultline-canary" for o in objects)
     if "monitoring" in path.name:
         assert {"ServiceMonitor", "PrometheusRule", "ConfigMap"} <= kinds
+    if "explainer" in path.name:
+        [service] = [
+            o
+            for o in objects
+            if o["metadata"]["name"] == "faultline-explainer" and o["kind"] == "Service"
+        ]
+        [api] = [p for p in service["spec"]["ports"] if p["name"] == "http"]
+        url = f"http://{service['metadata']['name']}:{api['port']}"
+        serving = [
+            o
+            for o in objects
+            if o["kind"] == "Deployment" and o["metadata"]["name"] != "faultline-explainer"
+        ]
+        assert len(serving) == 1 + ("canary" in path.name)
+        for deployment in serving:  # every track forwards /v1/explain to the explainer
+            env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+            assert {"name": "FAULTLINE_EXPLAINER_URL", "value": url} in env

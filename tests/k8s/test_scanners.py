@@ -66,10 +66,11 @@ def test_checkov_kubernetes(manifests: Path) -> None:
     assert outcome["passed"]
 
 
-def test_checkov_dockerfile() -> None:
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.explainer"])
+def test_checkov_dockerfile(dockerfile: str) -> None:
     outcome = _checkov(
         "-f",
-        str(ROOT / "service" / "Dockerfile"),
+        str(ROOT / "service" / dockerfile),
         "--framework",
         "dockerfile",
         "--skip-check",
@@ -78,9 +79,9 @@ def test_checkov_dockerfile() -> None:
     assert outcome["failed"] == [], outcome["failed"]
 
 
-@pytest.mark.parametrize("target", ["manifests", "dockerfile"])
+@pytest.mark.parametrize("target", ["manifests", "Dockerfile", "Dockerfile.explainer"])
 def test_trivy_config(manifests: Path, target: str) -> None:
-    path = manifests if target == "manifests" else ROOT / "service" / "Dockerfile"
+    path = manifests if target == "manifests" else ROOT / "service" / target
     result = subprocess.run(
         [*TRIVY, "config", "--skip-check-update", "--quiet", "--format", "json", str(path)],
         capture_output=True,

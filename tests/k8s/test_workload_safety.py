@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 
 from tests.k8s import netpol
-from tests.k8s.test_chart import CHART, NAMESPACE, VALUES_FILES, by_kind, helm, render, values_of
+from tests.k8s.test_chart import (
+    CHART,
+    NAMESPACE,
+    VALUES_FILES,
+    by_kind,
+    helm,
+    is_explainer,
+    render,
+    values_of,
+)
 
 pytestmark = pytest.mark.k8s
 KIND_VALUES = CHART.parents[1] / "k8s" / "kind" / "faultline-values.yaml"
@@ -74,17 +83,25 @@ def _pod(template: dict[str, Any], namespace: str = NAMESPACE) -> netpol.Pod:
     return netpol.Pod(namespace, template["metadata"]["labels"], ports)
 
 
+def _serving_pods(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [t for t in _workload_pods(objects) if not is_explainer(t["metadata"]["labels"])]
+
+
+PROMETHEUS = netpol.Pod("monitoring", {"app.kubernetes.io/name": "prometheus"})
+INGRESS = netpol.Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
+STRANGER = netpol.Pod("other", {"app": "curl"})
+NEIGHBOUR = netpol.Pod(NAMESPACE, {"app": "curl"})  # another app in the release's namespace
+DNS = netpol.Pod("kube-system", {"k8s-app": "kube-dns"}, {"dns": 53})
+
+
 def test_network_paths_that_must_work_and_must_not(objects: list[dict[str, Any]]) -> None:
     """helm test reaches the API; Prometheus reaches /metrics; the ingress reaches the API but
     never /metrics; other namespaces reach nothing (when the NetworkPolicy is on)."""
     policies_on = bool(by_kind(objects, "NetworkPolicy"))
     [test_pod] = (o for o in objects if o["kind"] == "Pod")
     tester = netpol.Pod(NAMESPACE, test_pod["metadata"]["labels"])
-    prometheus = netpol.Pod("monitoring", {"app.kubernetes.io/name": "prometheus"})
-    ingress = netpol.Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
-    stranger = netpol.Pod("other", {"app": "curl"})
-    dns = netpol.Pod("kube-system", {"k8s-app": "kube-dns"}, {"dns": 53})
-    for template in _workload_pods(objects):
+    prometheus, ingress, stranger, dns = PROMETHEUS, INGRESS, STRANGER, DNS
+    for template in _serving_pods(objects):
         pod = _pod(template)
         http, metrics = pod.ports["http"], pod.ports["metrics"]
         assert netpol.allowed(objects, tester, pod, http), "helm test cannot reach the API"
@@ -117,11 +134,89 @@ def test_the_reachability_check_sees_what_kind_enforced() -> None:
     assert netpol.allowed(objects, netpol.Pod(NAMESPACE, test_pod["metadata"]["labels"]), pod, 8000)
 
 
+def _explainer_paths(objects: list[dict[str, Any]]) -> dict[str, bool]:
+    """Every path to and from the explainer's pods that must work or must not, and whether it
+    does under these objects' NetworkPolicies ({} without an explainer)."""
+    [test_pod] = (o for o in objects if o["kind"] == "Pod")
+    tester = netpol.Pod(NAMESPACE, test_pod["metadata"]["labels"])
+    paths: dict[str, bool] = {}
+    explainers = [t for t in _workload_pods(objects) if is_explainer(t["metadata"]["labels"])]
+    for explainer in map(_pod, explainers):
+        api, metrics = explainer.ports["http"], explainer.ports["metrics"]
+        for n, service in enumerate(map(_pod, _serving_pods(objects))):
+            paths[f"service pod {n} -> explainer API"] = netpol.allowed(
+                objects, service, explainer, api
+            )
+            paths[f"explainer -> service pod {n} API"] = netpol.allowed(
+                objects, explainer, service, service.ports["http"]
+            )
+        paths["Prometheus -> explainer metrics"] = netpol.allowed(
+            objects, PROMETHEUS, explainer, metrics
+        )
+        paths["explainer -> DNS"] = netpol.allowed(objects, explainer, DNS, 53)
+        for name, peer in (
+            ("ingress", INGRESS),
+            ("stranger", STRANGER),
+            ("neighbour", NEIGHBOUR),
+            ("helm test", tester),
+        ):
+            paths[f"{name} -> explainer API"] = netpol.allowed(objects, peer, explainer, api)
+        paths["ingress -> explainer metrics"] = netpol.allowed(objects, INGRESS, explainer, metrics)
+        paths["explainer -> stranger"] = netpol.allowed(objects, explainer, STRANGER, 443)
+    return paths
+
+
+def _must_work(path: str) -> bool:
+    return path.startswith("service pod") or path in (
+        "Prometheus -> explainer metrics",
+        "explainer -> DNS",
+    )
+
+
+def test_only_the_service_reaches_the_explainer(objects: list[dict[str, Any]]) -> None:
+    """The service's pods (every track) reach the explainer's API and Prometheus its metrics;
+    with the NetworkPolicy on, nothing else reaches it and it reaches nothing but DNS."""
+    paths = _explainer_paths(objects)
+    policies_on = bool(by_kind(objects, "NetworkPolicy"))
+    for path, open_ in paths.items():
+        if _must_work(path):
+            assert open_, path
+        elif policies_on:
+            assert not open_, path
+
+
+def test_the_explainer_paths_need_both_policies() -> None:
+    """The check sees a closed path and an open one: without the service's egress rule the
+    explainer is unreachable; without the explainer's own policy anyone reaches it."""
+    objects = render(values_of(CHART / "ci" / "explainer-values.yaml"))
+    objects += render(values_of(CHART / "ci" / "explainer-values.yaml"), tests=True)
+    assert all(_must_work(p) == open_ for p, open_ in _explainer_paths(objects).items())
+    no_egress = copy.deepcopy(objects)
+    [policy] = [
+        o
+        for o in no_egress
+        if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "faultline"
+    ]
+    policy["spec"]["egress"] = policy["spec"]["egress"][:1]  # DNS only, as before the explainer
+    assert not _explainer_paths(no_egress)["service pod 0 -> explainer API"]
+    unguarded = [
+        o
+        for o in objects
+        if o["metadata"]["name"] != "faultline-explainer" or o["kind"] != "NetworkPolicy"
+    ]
+    assert _explainer_paths(unguarded)["stranger -> explainer API"]
+
+
 def _floor(objects: list[dict[str, Any]]) -> int:
     [hpa] = by_kind(objects, "HorizontalPodAutoscaler") or [None]
     if hpa is not None:
         return int(hpa["spec"]["minReplicas"])
-    [workload] = [o for o in objects if o["kind"] in ("Deployment", "Rollout")][:1]
+    [workload] = [
+        o
+        for o in objects
+        if o["kind"] in ("Deployment", "Rollout")
+        and not is_explainer(o["spec"]["template"]["metadata"]["labels"])
+    ][:1]
     return int(workload["spec"]["replicas"])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -77,3 +78,78 @@ def test_every_query_parses(tmp_path: Path) -> None:
         ["promtool", "check", "rules", str(path)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Series from outside the project: Prometheus' own `up`, kube-state-metrics and cAdvisor (the
+# Capacity dashboard, in a cluster only).
+EXTERNAL = ("up", "kube_", "container_")
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or"}
+PROMQL_WORDS |= {"unless", "bool", "offset", "inf", "nan"}
+
+
+def metric_names(expr: str) -> set[str]:
+    """The series names a PromQL expression reads (functions, labels and keywords left out)."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # label values, label_replace arguments
+    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", expr)  # matchers, range windows
+    expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
+    names = re.findall(r"(?<![\w:.$])([a-zA-Z_:][\w:]*)\b(?!\s*\()", expr)
+    return {n for n in names if n.lower() not in PROMQL_WORDS}
+
+
+def exposed() -> set[str]:
+    """Every series name the service and the explainer expose, and every recorded name."""
+    from fastapi import FastAPI
+    from prometheus_client import CollectorRegistry
+
+    from explainer.metrics import ExplainerMetrics
+    from service.main import add_http_metrics
+    from service.metrics import ServiceMetrics
+
+    service, explainer = CollectorRegistry(), CollectorRegistry()  # two processes
+    ServiceMetrics(service)
+    add_http_metrics(FastAPI(), service)
+    ExplainerMetrics(explainer)
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+    names = {
+        family.name + suffix
+        for registry in (service, explainer)
+        for family in registry.collect()
+        for suffix in suffixes.get(family.type, ("",))
+    }
+    recording = yaml.safe_load((ROOT / "prometheus/rules/faultline-recording.yml").read_text())
+    return names | {r["record"] for g in recording["groups"] for r in g["rules"]}
+
+
+def undefined(exprs: list[str], known: set[str]) -> set[str]:
+    return {
+        name
+        for expr in exprs
+        for name in metric_names(expr)
+        if name not in known and not name.startswith(EXTERNAL)
+    }
+
+
+def test_every_queried_series_is_exposed_or_recorded() -> None:
+    """A renamed metric (or a query typo) leaves a panel or a rule silently empty."""
+    rules = [
+        yaml.safe_load(p.read_text()) for p in sorted((ROOT / "prometheus/rules").glob("*.yml"))
+    ]
+    exprs = [r["expr"] for f in rules for g in f["groups"] for r in g["rules"]]
+    exprs += [expr for board in dashboards().values() for _, expr in queries(board)]
+    known = exposed()
+    assert {"faultline_attribution_mean_abs", "faultline_explained_readings_total"} <= known
+    assert undefined(exprs, known) == set()
+
+
+def test_the_series_check_can_fail() -> None:
+    expr = (
+        'topk by (job) (1, faultline:attribution_share:ratio{feature="x"}) * on (job) '
+        'group_left (f) label_replace(faultline_attribution_mean_ab[5m], "f", "$1", "feature", '
+        '"(.*)") and sum(rate(http_requests_total{job=~"$job"}[$__rate_interval])) > 0.5'
+    )
+    assert metric_names(expr) == {
+        "faultline:attribution_share:ratio",
+        "faultline_attribution_mean_ab",
+        "http_requests_total",
+    }
+    assert undefined([expr], exposed()) == {"faultline_attribution_mean_ab"}

@@ -1,8 +1,10 @@
-"""A real service scraped by a real Prometheus: rules and dashboards have data, drift alerts.
+"""A real service and its explainer scraped by a real Prometheus: rules and dashboards have
+data, drift alerts.
 
-Normal traffic, then drifted traffic; every recording rule and every Service/Model dashboard
-query must return data, the drift alert must be inactive before and pending/firing after the
-drift (real rule evaluation), and Prometheus's counts and latency must agree with what this
+Normal traffic (and explanations through the service's /v1/explain), then drifted traffic;
+every recording rule and every Service/Model dashboard query must return data (the attribution
+rules and panels included), the drift alert must be inactive before and pending/firing after
+the drift (real rule evaluation), and Prometheus's counts and latency must agree with what this
 client measured.
 """
 
@@ -26,6 +28,7 @@ from loadtest.stack import Prometheus, Service, prometheus, service
 from model import features as F
 from service.metrics import LATENCY_BUCKETS
 from tests.conftest import FIXTURE_ROWS, FIXTURE_SEED
+from tests.integration.helpers import explainer
 from tests.observability.test_dashboards import dashboards, queries
 from training import data as D
 
@@ -35,7 +38,7 @@ pytestmark = [
     pytest.mark.prometheus,
     pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed"),
 ]
-NORMAL, INVALID_EVERY, DRIFTED = 600, 20, 500
+NORMAL, INVALID_EVERY, DRIFTED, EXPLAINED = 600, 20, 500, 100
 
 
 class Client:
@@ -50,13 +53,21 @@ class Client:
     def post(self, body: dict[str, Any]) -> None:
         payload = json.dumps(body)
         started = time.perf_counter()
-        self.connection.request(
-            "POST", "/v1/predict", payload, {"Content-Type": "application/json"}
-        )
-        response = self.connection.getresponse()
+        try:
+            response = self._send(payload)
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # the server closed the kept-alive connection while it was idle (between phases):
+            # the request never reached it; send it again on a new connection
+            self.connection.close()
+            response = self._send(payload)
         response.read()
         self.latencies.append(time.perf_counter() - started)
         self.statuses.append(response.status)
+
+    def _send(self, payload: str) -> http.client.HTTPResponse:
+        headers = {"Content-Type": "application/json"}
+        self.connection.request("POST", "/v1/predict", payload, headers)
+        return self.connection.getresponse()
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +78,21 @@ def stack(
     # generator's slow temperature walk (the tiny bundle's 2,000 rows do not: PSI 1.2)
     work = tmp_path_factory.mktemp("live")
     with (
+        explainer(real_bundle_path, work / "explainer.log") as explaining,
         service(
             real_bundle_path,
             work / "service.log",
             FAULTLINE_DRIFT_WINDOW="300",
             FAULTLINE_DRIFT_MIN_READINGS="50",
             FAULTLINE_DRIFT_UPDATE_SECONDS="0.2",
+            FAULTLINE_EXPLAINER_URL=explaining.url,
+            FAULTLINE_EXPLAIN_TIMEOUT_SECONDS="30",  # a loaded 2-core machine
         ) as running,
-        prometheus(work / "prometheus", [(running.url, {"track": "stable"})]) as prom,
+        # the explainer's target has no track: one explainer per release (as in the chart)
+        prometheus(
+            work / "prometheus",
+            [(running.url, {"track": "stable"}), (explaining.metrics_url, {})],
+        ) as prom,
     ):
         yield running, prom
 
@@ -93,6 +111,17 @@ def _send_normal(client: Client) -> None:
             client.post({**reading, F.TORQUE.name: -5.0})  # out of range: 422
         else:
             client.post(reading)
+
+
+def _send_explanations(url: str) -> None:
+    """Explanations of sampled readings through the service's /v1/explain (the explainer's
+    attribution window, and so the attribution rules and panels, fill from these)."""
+    readings = _sample(EXPLAINED, 7)
+    for start in range(0, EXPLAINED, 25):
+        response = httpx.post(
+            f"{url}/v1/explain", json={"instances": readings[start : start + 25]}, timeout=60
+        )
+        assert response.status_code == 200, response.text
 
 
 def _bucket_index(seconds: float) -> int:
@@ -124,6 +153,7 @@ def test_rules_dashboards_and_drift_alert_through_real_evaluation(
     assert abs(_bucket_index(prom_p50) - _bucket_index(client_p50)) <= 1, (prom_p50, client_p50)
     assert prom_p50 <= client_p50 + 0.001  # the server's view cannot be much slower
 
+    _send_explanations(running.url)
     # every recording rule has data (rules evaluate every second)
     recording = yaml.safe_load((ROOT / "prometheus/rules/faultline-recording.yml").read_text())
     names = [r["record"] for g in recording["groups"] for r in g["rules"]]

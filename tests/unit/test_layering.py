@@ -1,6 +1,9 @@
 """The layers: `model` (what training writes and serving reads) imports neither `training` nor
-`service`; `training` and `service` both import `model` and never each other; no import circle
-anywhere in the project's packages."""
+`service`; `training` and `service` both import `model` and never each other; `explainer` (the
+explainer process) imports `model` and reuses `service`'s HTTP layer (validation, errors,
+middleware), `service` never imports it and `training` only its library part
+(`explainer.attributions`, for the attribution reports), which imports neither `service` nor a web
+framework; no import circle anywhere in the project's packages."""
 
 from __future__ import annotations
 
@@ -12,14 +15,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("model", "training", "service")
+PACKAGES = ("model", "training", "service", "explainer")
 WEB = ("fastapi", "starlette", "uvicorn")
 # what each package may not import (besides itself and model)
 FORBIDDEN = {
-    "model": ("training", "service", *WEB),
-    "training": ("service", *WEB),
-    "service": ("training",),
+    "model": ("training", "service", "explainer", *WEB),
+    "training": ("service", "explainer", *WEB),
+    "service": ("training", "explainer"),
+    "explainer": ("training",),
 }
+# what training imports of the explainer: through it, training must not reach service or the web
+LIBRARY = {"explainer/attributions.py": ("training", "service", *WEB)}
+# modules of a forbidden package a package may import all the same
+ALLOWED = {"training": ("explainer.attributions",)}
 
 
 def _is_module(name: str) -> bool:
@@ -52,13 +60,24 @@ def _imports(path: Path, package: str = "") -> set[str]:
 def _crossings(path: Path, package: str = "") -> set[str]:
     """Modules a file imports that its package may not import."""
     package = package or path.relative_to(ROOT).parts[0]
-    return {m for m in _imports(path, package) if m.split(".")[0] in FORBIDDEN[package]}
+    return {
+        m
+        for m in _imports(path, package)
+        if m.split(".")[0] in FORBIDDEN[package] and m not in ALLOWED.get(package, ())
+    }
 
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_each_package_imports_only_what_its_layer_may(package: str) -> None:
     for path in (ROOT / package).rglob("*.py"):
         assert not _crossings(path), f"{path.relative_to(ROOT)} imports {_crossings(path)}"
+
+
+def test_the_explainer_library_training_imports_stays_off_service_and_the_web() -> None:
+    for name, forbidden in LIBRARY.items():
+        path = ROOT / name
+        crossings = {m for m in _imports(path, "explainer") if m.split(".")[0] in forbidden}
+        assert not crossings, f"{name} imports {crossings}"
 
 
 def test_no_import_circle_between_project_modules() -> None:
@@ -107,7 +126,8 @@ def test_importing_training_loads_no_web_framework() -> None:
 @pytest.mark.slow  # a fresh interpreter importing the package: seconds
 def test_service_starts_without_scikit_learn() -> None:
     result = _loaded_by(
-        "service.main, service.cli", ("sklearn", "scipy", "pandas", "skops", "mlflow", "matplotlib")
+        "service.main, service.cli",
+        ("sklearn", "scipy", "pandas", "skops", "mlflow", "matplotlib", "shap", "explainer"),
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -125,6 +145,13 @@ def test_service_starts_without_scikit_learn() -> None:
         ("from service import routes", "training"),
         ("from training.export import export_serving", "model"),
         ("from fastapi import FastAPI", "model"),
+        ("from explainer.attributions import Attributor", "service"),
+        ("import explainer", "service"),
+        ("from explainer import attributions", "model"),
+        ("import explainer.metrics", "training"),
+        ("from explainer import config", "training"),
+        ("from explainer import Attributor", "training"),
+        ("from training import train", "explainer"),
     ],
 )
 def test_the_layering_check_sees_every_import_form(line: str, package: str, tmp_path: Path) -> None:
@@ -143,3 +170,9 @@ def test_allowed_imports_pass_and_relative_imports_resolve(tmp_path: Path) -> No
     )
     assert _crossings(planted, "service") == set()
     assert {"service.errors", "model.features", "model.bundle"} <= _imports(planted, "service")
+    planted.write_text(
+        "from explainer.attributions import Attributor\nimport explainer.attributions as a\n"
+        "from explainer import attributions\nfrom model import features\n"
+    )
+    assert _crossings(planted, "training") == set()
+    assert _crossings(planted, "explainer") == set()

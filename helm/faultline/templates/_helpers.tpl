@@ -100,6 +100,55 @@ on purpose); a canary tag must never be overridden by the stable digest.
 {{- end }}
 
 {{/*
+Where a pod finds the bundle at /models, shared by the service's pods and the explainer's (one
+bundle source for both): nothing for bundle.source=image (baked into both images by the same
+build), else an init container and/or a volume. Each renders a YAML list, or nothing.
+*/}}
+{{- define "faultline.bundleInitContainers" -}}
+{{- $values := .Values }}
+{{- if eq $values.bundle.source "initContainer" }}
+initContainers:
+  - name: fetch-bundle
+    image: {{ $values.bundle.initContainer.image }}
+    imagePullPolicy: {{ $values.image.pullPolicy }}
+    command: {{ toJson $values.bundle.initContainer.command }}
+    securityContext:
+      allowPrivilegeEscalation: false
+      readOnlyRootFilesystem: true
+      runAsNonRoot: true
+      capabilities:
+        drop: [ALL]
+    resources:
+      {{- toYaml $values.resources | nindent 6 }}
+    volumeMounts:
+      - name: bundle
+        mountPath: /models
+{{- end }}
+{{- end }}
+
+{{- define "faultline.bundleMounts" -}}
+{{- if ne .Values.bundle.source "image" }}
+- name: bundle
+  mountPath: /models
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "faultline.bundleVolumes" -}}
+{{- $values := .Values }}
+{{- if eq $values.bundle.source "volume" }}
+- name: bundle
+  persistentVolumeClaim:
+    claimName: {{ required "bundle.volume.claimName is required when bundle.source=volume" $values.bundle.volume.claimName }}
+    readOnly: true
+{{- else if eq $values.bundle.source "initContainer" }}
+- name: bundle
+  emptyDir:
+    sizeLimit: 256Mi
+{{- end }}
+{{- end }}
+
+{{/*
 Pod template shared by the stable and canary Deployments and the Argo Rollout.
 Call with (dict "root" $ "track" "stable"|"canary" "image" <image values> "modelVersion" <string>
 "bundleSha256" <string>).
@@ -137,24 +186,7 @@ spec:
   imagePullSecrets:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- if eq $values.bundle.source "initContainer" }}
-  initContainers:
-    - name: fetch-bundle
-      image: {{ $values.bundle.initContainer.image }}
-      imagePullPolicy: {{ $values.image.pullPolicy }}
-      command: {{ toJson $values.bundle.initContainer.command }}
-      securityContext:
-        allowPrivilegeEscalation: false
-        readOnlyRootFilesystem: true
-        runAsNonRoot: true
-        capabilities:
-          drop: [ALL]
-      resources:
-        {{- toYaml $values.resources | nindent 8 }}
-      volumeMounts:
-        - name: bundle
-          mountPath: /models
-  {{- end }}
+  {{- with include "faultline.bundleInitContainers" $root }}{{ . | nindent 2 }}{{ end }}
   containers:
     - name: faultline
       image: {{ include "faultline.image" (dict "root" $root "image" .image) }}
@@ -190,6 +222,10 @@ spec:
           value: {{ $values.service.modelDetails | quote }}
         - name: FAULTLINE_OPENAPI
           value: {{ $values.service.openapi | quote }}
+        {{- if $values.explainer.enabled }}
+        - name: FAULTLINE_EXPLAINER_URL  # /v1/explain forwards here; unset: 503
+          value: {{ include "faultline.explainerURL" $root | quote }}
+        {{- end }}
         {{- if $values.auth.existingSecret }}
         - name: FAULTLINE_API_KEYS_FILE
           value: /etc/faultline/auth/{{ $values.auth.secretKey }}
@@ -232,11 +268,7 @@ spec:
       volumeMounts:
         - name: tmp
           mountPath: /tmp
-        {{- if ne $values.bundle.source "image" }}
-        - name: bundle
-          mountPath: /models
-          readOnly: true
-        {{- end }}
+        {{- with include "faultline.bundleMounts" $root }}{{ . | nindent 8 }}{{ end }}
         {{- if $values.auth.existingSecret }}
         - name: auth
           mountPath: /etc/faultline/auth
@@ -252,16 +284,7 @@ spec:
         secretName: {{ $values.auth.existingSecret }}
         defaultMode: 0440
     {{- end }}
-    {{- if eq $values.bundle.source "volume" }}
-    - name: bundle
-      persistentVolumeClaim:
-        claimName: {{ required "bundle.volume.claimName is required when bundle.source=volume" $values.bundle.volume.claimName }}
-        readOnly: true
-    {{- else if eq $values.bundle.source "initContainer" }}
-    - name: bundle
-      emptyDir:
-        sizeLimit: 256Mi
-    {{- end }}
+    {{- with include "faultline.bundleVolumes" $root }}{{ . | nindent 4 }}{{ end }}
   topologySpreadConstraints:
     - maxSkew: 1
       topologyKey: kubernetes.io/hostname
@@ -281,4 +304,47 @@ spec:
   affinity:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+{{- end }}
+
+{{/*
+The explainer's selector labels. Its own app.kubernetes.io/name: the service's selectors (name +
+instance, immutable on existing Deployments) would otherwise select explainer pods, and the
+service's Service would send predictions to them.
+*/}}
+{{- define "faultline.explainerSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-explainer" (include "faultline.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: explainer
+{{- end }}
+
+{{- define "faultline.explainerLabels" -}}
+helm.sh/chart: {{ include "faultline.chart" . }}
+{{ include "faultline.explainerSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: faultline
+{{- end }}
+
+{{- define "faultline.explainerName" -}}
+{{- printf "%s-explainer" (include "faultline.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* FAULTLINE_EXPLAINER_URL of the service's pods: the explainer Service, in this namespace. */}}
+{{- define "faultline.explainerURL" -}}
+{{- printf "http://%s:%d" (include "faultline.explainerName" .) (int .Values.explainer.service.port) }}
+{{- end }}
+
+{{/*
+The explainer's image values: explainer.image, with the tag (never the digest: another image)
+of `image` when it names none, so one `--set image.tag=...` moves both images of one build.
+*/}}
+{{- define "faultline.explainerImage" -}}
+{{- $image := deepCopy .Values.explainer.image }}
+{{- if not (or $image.tag $image.digest) }}
+{{- $_ := set $image "tag" .Values.image.tag }}
+{{- end }}
+{{- if not $image.pullPolicy }}
+{{- $_ := set $image "pullPolicy" .Values.image.pullPolicy }}
+{{- end }}
+{{- toJson $image }}
 {{- end }}
