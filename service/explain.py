@@ -10,11 +10,12 @@ added to predict's path. Every failure of the explainer is a 502/503/504 JSON er
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from fastapi import FastAPI, Response
+from fastapi import APIRouter, Response
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -151,14 +152,16 @@ async def answer_oip_explain(
     )
 
 
-def declare_oip_explain(app: FastAPI) -> APIRoute:
+@functools.cache  # built once per process, shared by every app (service.routes says why)
+def declare_oip_explain() -> APIRoute:
     """Declare POST /v2/models/{model_name}/explain (OpenAPI, 405, the route label);
     ExplainEndpoint answers it in front of the router."""
 
     async def explain(model_name: str) -> Response:
         raise RuntimeError("POST .../explain is answered by service.explain.ExplainEndpoint")
 
-    app.add_api_route(
+    declared = APIRouter()
+    declared.add_api_route(
         OIP_EXPLAIN_PATH,
         explain,
         methods=["POST"],
@@ -170,7 +173,7 @@ def declare_oip_explain(app: FastAPI) -> APIRoute:
             504: {"model": oip.OipError, "description": "No answer from the explainer in time."},
         },
     )
-    route = app.router.routes[-1]
+    route = declared.routes[-1]
     assert isinstance(route, APIRoute)
     return route
 

@@ -178,11 +178,12 @@ def create_app(
     # The hot operations first: the instrumentator looks up every request's route template by
     # walking the app's routes in order, and would flatten an included router anew per request
     # (~12 us per request for the OIP router's 8 routes): routes are added as the app's own.
-    predict_route = declare_predict(app, batch)
-    infer_routes = oip.declare_infer(app)
+    predict_route = declare_predict(batch)
+    infer_routes = oip.declare_infer()
     explain_batch = batch_type(settings.explain_max_batch, "ExplainBatch")
-    explain_route = declare_explain(app, explain_batch)
-    oip_explain_route = declare_oip_explain(app)
+    explain_route = declare_explain(explain_batch)
+    oip_explain_route = declare_oip_explain()
+    app.router.routes.extend([predict_route, *infer_routes, explain_route, oip_explain_route])
     for module_router in (router, oip.router):
         app.router.routes.extend(module_router.routes)
     install_handlers(app)

@@ -10,12 +10,13 @@ plain routes here. The protocol's document: ../shared/protocols/open-inference-p
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from itertools import chain
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
@@ -314,7 +315,8 @@ async def version_ready(request: Request, model_name: str, model_version: str) -
 INFER_SUMMARY = "Inference (OIP): one tensor per feature in, probability and decision out"
 
 
-def declare_infer(app: FastAPI) -> tuple[APIRoute, APIRoute]:
+@functools.cache  # built once per process, shared by every app (service.routes says why)
+def declare_infer() -> tuple[APIRoute, APIRoute]:
     """Declare the infer operations (OpenAPI, 405 for other methods, the route label of
     metrics and logs); service.predict_endpoint.PredictEndpoint answers every POST to them in
     front of the router, so the declared bodies never run."""
@@ -331,9 +333,10 @@ def declare_infer(app: FastAPI) -> tuple[APIRoute, APIRoute]:
         "tags": list(router.tags),
         "responses": errors(400, 404, 413, 415, 503),
     }
-    app.add_api_route(INFER_PATHS[0], infer, **options)
-    app.add_api_route(INFER_PATHS[1], infer_version, **options)
-    first, second = app.router.routes[-2:]
+    declared = APIRouter()
+    declared.add_api_route(INFER_PATHS[0], infer, **options)
+    declared.add_api_route(INFER_PATHS[1], infer_version, **options)
+    first, second = declared.routes
     assert isinstance(first, APIRoute)
     assert isinstance(second, APIRoute)
     return first, second

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, NoReturn, Union
 
 import orjson
 import structlog
-from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
 
@@ -155,14 +156,18 @@ def _not_an_object() -> InvalidInputError:
     return InvalidInputError(message, [detail], [("wrong_type", "body")])
 
 
-def declare_predict(app: FastAPI, batch: Any) -> APIRoute:
+# The declared routes are built once per batch type and shared by every app of the process:
+# building one (FastAPI's response and body fields) is most of create_app's time.
+
+
+@functools.cache
+def declare_predict(batch: Any) -> APIRoute:
     """Declare POST /v1/predict, its body typed by the configured batch (the limit is a
     setting): the OpenAPI operation, the router's 405 for other methods, the route label of
     metrics and logs. service.predict_endpoint.PredictEndpoint answers every POST in front of
     the router (with `answer_predict`), so the declared body never runs."""
 
     return _declare_body_route(
-        app,
         "/v1/predict",
         batch,
         "service.predict_endpoint.PredictEndpoint",
@@ -172,11 +177,11 @@ def declare_predict(app: FastAPI, batch: Any) -> APIRoute:
     )
 
 
-def declare_explain(app: FastAPI, batch: Any) -> APIRoute:
+@functools.cache
+def declare_explain(batch: Any) -> APIRoute:
     """Declare POST /v1/explain like /v1/predict (its batch type carries the explain limit);
     service.explain.ExplainEndpoint answers it."""
     return _declare_body_route(
-        app,
         "/v1/explain",
         batch,
         "service.explain.ExplainEndpoint",
@@ -186,9 +191,7 @@ def declare_explain(app: FastAPI, batch: Any) -> APIRoute:
     )
 
 
-def _declare_body_route(
-    app: FastAPI, path: str, batch: Any, answered_by: str, **options: Any
-) -> APIRoute:
+def _declare_body_route(path: str, batch: Any, answered_by: str, **options: Any) -> APIRoute:
     """A POST route whose body is one reading or a batch; `answered_by`, an ASGI endpoint in
     front of the router, answers it."""
 
@@ -197,8 +200,9 @@ def _declare_body_route(
 
     endpoint.__annotations__["payload"] = Annotated[Union[Reading, batch], Body()]  # noqa: UP007
     endpoint.__name__ = path.rsplit("/", 1)[-1]  # the OpenAPI operation id
-    app.post(path, **options)(endpoint)
-    route = app.router.routes[-1]
+    declared = APIRouter()
+    declared.post(path, **options)(endpoint)
+    route = declared.routes[-1]
     assert isinstance(route, APIRoute)
     return route
 

@@ -6,6 +6,7 @@ to build and dump per reading); the same adapters produce the OpenAPI schemas.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -52,6 +53,7 @@ def batch_adapter(max_batch: int) -> TypeAdapter[Any]:
     return TypeAdapter(batch_type(max_batch))
 
 
+@functools.cache  # one type per limit and process: every app (and test) built with it shares it
 def batch_type(max_batch: int, title: str = "Batch") -> Any:
     """`{"instances": [...]}` with the configured batch limit in its schema (`title`: its
     OpenAPI name, one per limit)."""
