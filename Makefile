@@ -25,8 +25,13 @@ help: ## List every target, then the variables they take with their defaults
 doctor: ## Every prerequisite: found or not, what it is for, how to install it
 	@python3 .ci/doctor.py
 
-setup: ## Install the locked Python environment (.venv), byte-compiled
+setup: .venv/.synced ## Install the locked Python environment (.venv), byte-compiled
+
+# Synced again only when the lock or the project changed (byte-compiling the whole environment
+# takes seconds, on every target that needs the environment otherwise); `uv run` still checks it.
+.venv/.synced: uv.lock pyproject.toml
 	$(UV) sync --frozen --quiet --compile-bytecode
+	@touch $@
 
 lint: setup ## Ruff (lint + format check), mypy and hadolint
 	$(RUN) ruff check .
