@@ -226,7 +226,9 @@ def _explain(
             body = workdir / f"explain{n}.json"
             body.write_text(json.dumps({"instances": [F.example_reading()] * n}))
             rps, p50, p99, errors = _wrk(f"{url}/v1/explain", body, 1, seconds)
-            figures.append(Figure(f"explain {n} readings, c=1", rps, rps * n, p50, p99, errors))
+            figures.append(
+                Figure(f"explain {n} reading{'s' * (n > 1)}, c=1", rps, rps * n, p50, p99, errors)
+            )
             typer.echo(f"  {figures[-1].scenario}: p50 {p50:.1f} ms, p99 {p99:.1f} ms", err=True)
     finally:
         stop(explainer)
